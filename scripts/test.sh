@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The whole test suite: install + build, Rust tests (unit + integration), Python tests, acceptance checks.
+# Exits non-zero on the first failing section.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+section() { printf '\n======== %s ========\n' "$*"; }
+
+section "install + release build (scripts/install.sh)"
+scripts/install.sh
+if ! command -v cargo >/dev/null; then export PATH="$HOME/.cargo/bin:$PATH"; fi
+
+section "Rust tests: cargo test --all-targets"
+cargo test --all-targets
+
+section "Python tests: pytest python/tests"
+VENV="$ROOT/.venv"
+[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+"$VENV/bin/python" -c 'import pytest' 2>/dev/null || "$VENV/bin/python" -m pip install -q pytest
+rc=0
+"$VENV/bin/python" -m pytest -q python/tests || rc=$?
+if [ "$rc" -eq 5 ]; then
+  echo "pytest collected no tests in python/tests: that is a failure (tests are expected there)" >&2
+  exit 1
+elif [ "$rc" -ne 0 ]; then
+  echo "pytest failed (exit $rc)" >&2
+  exit "$rc"
+fi
+
+CHECKS="$ROOT/../shared/checks"
+if [ -d "$CHECKS" ]; then
+  for c in foundation-reload foundation-torture; do
+    section "acceptance check: $c"
+    # the checks build and run ./target/release/ksrd, so they must not see a CARGO_TARGET_DIR
+    env -u CARGO_TARGET_DIR bash "$CHECKS/$c"
+  done
+else
+  section "acceptance checks: $CHECKS not found, skipped"
+fi
+
+section "all tests passed"

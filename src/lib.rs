@@ -1,0 +1,10 @@
+//! ksrd: a SIP server with Kamailio-compatible KEMI Python routing.
+
+pub mod config;
+pub mod core;
+pub mod modules;
+pub mod rpc;
+pub mod script;
+pub mod server;
+pub mod sip;
+pub mod transport;

@@ -1,0 +1,45 @@
+//! Kamailio-style modules: each owns its state and declares its KEMI exports and parameters once.
+
+pub mod corex;
+pub mod hdr;
+pub mod kx;
+pub mod maxfwd;
+pub mod modparam;
+pub mod pv;
+pub mod sanity;
+pub mod siputils;
+pub mod sl;
+
+use crate::script::exports::Export;
+use modparam::{ModuleParams, ParamKind::*};
+
+/// Every export table, in `app_python.api_list` order.
+pub static EXPORT_TABLES: &[&[Export]] = &[
+    crate::core::kemi::EXPORTS,
+    pv::EXPORTS,
+    hdr::EXPORTS,
+    sl::EXPORTS,
+    corex::EXPORTS,
+    maxfwd::EXPORTS,
+    sanity::EXPORTS,
+    siputils::EXPORTS,
+    kx::EXPORTS,
+];
+
+/// Parameters of the modules ksrd has (Kamailio names and types).
+pub static MODULE_PARAMS: &[ModuleParams] = &[
+    ModuleParams { module: "maxfwd", params: &[("max_limit", Int)] },
+    ModuleParams {
+        module: "sanity",
+        params: &[("default_checks", Int), ("uri_checks", Int), ("autodrop", Int), ("noreply", Int), ("proxy_requires", Str)],
+    },
+    ModuleParams { module: "sl", params: &[("default_code", Int), ("default_reason", Str), ("bind_tm", Int)] },
+    ModuleParams {
+        module: "app_python3",
+        params: &[("load", Str), ("script_name", Str), ("mod_init_function", Str), ("child_init_method", Str), ("threads_mode", Int)],
+    },
+    ModuleParams { module: "pv", params: &[("shvset", StrList), ("varset", StrList), ("avp_aliases", Str)] },
+    ModuleParams { module: "siputils", params: &[("options_accept", Str), ("options_support", Str)] },
+    ModuleParams { module: "corex", params: &[("alias_subdomains", StrList)] },
+    ModuleParams { module: "kemix", params: &[] },
+];

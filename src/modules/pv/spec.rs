@@ -1,0 +1,153 @@
+//! Pseudo-variable names (`$ru`, `$hdr(X)`, `$(avp(a)[1])`), parsed once and cached.
+
+use std::collections::HashMap;
+use std::sync::Arc as Rc;
+
+/// A parsed pseudo-variable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pv {
+    Ru, RUser, RDomain, RPort, RScheme, RTransport,
+    OrigRu, OrigRUser, OrigRDomain,
+    Du, Method, SrcIp, SrcPort, SrcUri, RcvIp, RcvPort, Proto,
+    FromUri, FromUser, FromDomain, FromName, FromTag,
+    ToUri, ToUser, ToDomain, ToName, ToTag,
+    CallId, Contact, CSeqNum, CSeqHdr, UserAgent, Server,
+    Status, Reason, Body, BodyLen, Msg, MsgLen,
+    Ts, TsNow, BranchIdx, Flags, BFlags, MsgId,
+    AuthUser, AuthRealm, AuthUri, AuthDomain,
+    Hdr(String), HdrCount(String),
+    Var(String), Avp(String, Option<usize>),
+    Def(String),
+    /// `$null`.
+    Null,
+}
+
+/// Why a name did not parse.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid pseudo-variable {0:?}")]
+pub struct PvNameError(pub String);
+
+/// Parse `"$fU"`, `"$hdr(User-Agent)"`, `"$(avp(x)[2])"`.
+pub fn parse(name: &str) -> Result<Pv, PvNameError> {
+    let bad = || PvNameError(name.to_string());
+    let s = name.trim().strip_prefix('$').ok_or_else(bad)?;
+    // $(name(inner)[idx]) form.
+    let (s, idx) = if let Some(inner) = s.strip_prefix('(').and_then(|x| x.strip_suffix(')')) {
+        match inner.rfind('[') {
+            Some(b) if inner.ends_with(']') => {
+                let i: usize = inner[b + 1..inner.len() - 1].trim().parse().map_err(|_| bad())?;
+                (&inner[..b], Some(i))
+            }
+            _ => (inner, None),
+        }
+    } else {
+        (s, None)
+    };
+    let (base, arg) = match s.find('(') {
+        Some(p) if s.ends_with(')') => (&s[..p], Some(s[p + 1..s.len() - 1].trim().to_string())),
+        Some(_) => return Err(bad()),
+        None => (s, None),
+    };
+    let pv = match (base, arg) {
+        ("ru", None) => Pv::Ru,
+        ("rU", None) => Pv::RUser,
+        ("rd", None) => Pv::RDomain,
+        ("rp", None) => Pv::RPort,
+        ("rz", None) => Pv::RScheme,
+        ("rP", None) => Pv::RTransport,
+        ("ou", None) => Pv::OrigRu,
+        ("oU", None) => Pv::OrigRUser,
+        ("od", None) => Pv::OrigRDomain,
+        ("du", None) => Pv::Du,
+        ("rm", None) => Pv::Method,
+        ("si", None) => Pv::SrcIp,
+        ("sp", None) => Pv::SrcPort,
+        ("su", None) => Pv::SrcUri,
+        ("Ri", None) => Pv::RcvIp,
+        ("Rp", None) => Pv::RcvPort,
+        ("pr" | "proto", None) => Pv::Proto,
+        ("fu" | "from", None) => Pv::FromUri,
+        ("fU", None) => Pv::FromUser,
+        ("fd", None) => Pv::FromDomain,
+        ("fn", None) => Pv::FromName,
+        ("ft", None) => Pv::FromTag,
+        ("tu" | "to", None) => Pv::ToUri,
+        ("tU", None) => Pv::ToUser,
+        ("td", None) => Pv::ToDomain,
+        ("tn", None) => Pv::ToName,
+        ("tt", None) => Pv::ToTag,
+        ("ci", None) => Pv::CallId,
+        ("ct", None) => Pv::Contact,
+        ("cs", None) => Pv::CSeqNum,
+        ("csb", None) => Pv::CSeqHdr,
+        ("ua", None) => Pv::UserAgent,
+        ("sv" | "server", None) => Pv::Server,
+        ("rs", None) => Pv::Status,
+        ("rr", None) => Pv::Reason,
+        ("rb", None) => Pv::Body,
+        ("cl", None) => Pv::BodyLen,
+        ("mb", None) => Pv::Msg,
+        ("ml", None) => Pv::MsgLen,
+        ("mi", None) => Pv::MsgId,
+        ("Ts", None) => Pv::Ts,
+        ("TS", None) => Pv::TsNow,
+        ("T_branch_idx", None) => Pv::BranchIdx,
+        ("mf" | "flags", None) => Pv::Flags,
+        ("bf", None) => Pv::BFlags,
+        ("au", None) => Pv::AuthUser,
+        ("ar", None) => Pv::AuthRealm,
+        ("aU", None) => Pv::AuthUri,
+        ("ad", None) => Pv::AuthDomain,
+        ("null", None) => Pv::Null,
+        ("hdr", Some(a)) if !a.is_empty() => Pv::Hdr(a),
+        ("hdrc", Some(a)) if !a.is_empty() => Pv::HdrCount(a),
+        ("var", Some(a)) if !a.is_empty() => Pv::Var(a),
+        ("avp", Some(a)) if !a.is_empty() => Pv::Avp(a.trim_start_matches("s:").to_string(), idx),
+        ("def", Some(a)) if !a.is_empty() => Pv::Def(a),
+        _ => return Err(bad()),
+    };
+    if idx.is_some() && !matches!(pv, Pv::Avp(..)) {
+        return Err(bad());
+    }
+    Ok(pv)
+}
+
+/// Parsed names by text; bounded so scripts that build names dynamically cannot grow it forever
+/// (Kamailio leaks one spec per distinct name, kemi-spec §1.9 #5).
+#[derive(Default)]
+pub struct PvCache {
+    map: HashMap<String, Rc<Pv>>,
+}
+
+const CACHE_MAX: usize = 8192;
+
+impl PvCache {
+    /// Parsed spec for `name` (cached).
+    pub fn get(&mut self, name: &str) -> Result<Rc<Pv>, PvNameError> {
+        if let Some(p) = self.map.get(name) {
+            return Ok(p.clone());
+        }
+        let p = Rc::new(parse(name)?);
+        if self.map.len() >= CACHE_MAX {
+            self.map.clear();
+        }
+        self.map.insert(name.to_string(), p.clone());
+        Ok(p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert_eq!(parse("$ru").unwrap(), Pv::Ru);
+        assert_eq!(parse("$hdr(User-Agent)").unwrap(), Pv::Hdr("User-Agent".into()));
+        assert_eq!(parse("$(avp(x)[2])").unwrap(), Pv::Avp("x".into(), Some(2)));
+        assert_eq!(parse("$avp(s:x)").unwrap(), Pv::Avp("x".into(), None));
+        assert!(parse("ru").is_err());
+        assert!(parse("$nosuch").is_err());
+        assert!(parse("$hdr(").is_err());
+    }
+}

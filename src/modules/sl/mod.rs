@@ -1,0 +1,53 @@
+//! sl: stateless replies (`KSR.sl.*`, Kamailio src/modules/sl).
+
+use crate::core::reply::send_reply;
+use crate::script::ctx::RouteCtx;
+use crate::script::exports::{ex, Args, Export, Ty::*, Val};
+use crate::sip::Method;
+
+/// Send a local reply for the current request; at most one final reply per request
+/// (kamailio-defects.md: a second final reply sends nothing and returns -1).
+pub fn reply(ctx: &mut RouteCtx, code: i64, reason: &str) -> i64 {
+    if !(100..=699).contains(&code) {
+        tracing::error!(code, "invalid reply code");
+        return -1;
+    }
+    let Some(req) = ctx.msg.as_ref().filter(|m| m.is_request()) else {
+        tracing::error!("sl reply outside a request route");
+        return -1;
+    };
+    if req.method() == Method::Ack {
+        return -1;
+    }
+    if ctx.replied && code >= 200 {
+        tracing::debug!(code, "a final reply was already sent; not sending another");
+        return -1;
+    }
+    let mut out = std::mem::take(&mut ctx.out);
+    let r = send_reply(&ctx.core, req, &ctx.ep, code as u16, reason, &ctx.reply_hdrs, b"", ctx.force_rport, &mut out);
+    ctx.out = out;
+    match r {
+        Ok(()) => {
+            if code >= 200 {
+                ctx.replied = true;
+            }
+            1
+        }
+        Err(_) => -1,
+    }
+}
+
+fn sl_send_reply(ctx: &mut RouteCtx, a: &Args) -> Val {
+    Val::Int(reply(ctx, a.int(0), a.str(1)))
+}
+fn sl_reply_error(ctx: &mut RouteCtx, _: &Args) -> Val {
+    Val::Int(reply(ctx, 500, "Server Internal Error"))
+}
+
+/// `KSR.sl.*` exports.
+pub static EXPORTS: &[Export] = &[
+    ex("sl", "sl_send_reply", &[("code", Int), ("reason", Str)], Int, "Send a stateless reply; 1 on success, -1 on error", sl_send_reply),
+    ex("sl", "send_reply", &[("code", Int), ("reason", Str)], Int, "Send a reply (statefully once a transaction exists, else statelessly)", sl_send_reply),
+    ex("sl", "sl_reply_error", &[], Int, "Send the error reply for the last internal error (500)", sl_reply_error),
+    ex("sl", "send_reply_error", &[], Int, "Send the error reply for the last internal error (500)", sl_reply_error),
+];

@@ -1,0 +1,194 @@
+//! The per-worker routing context: the message being routed and everything KSR calls change about it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::core::Core;
+use crate::modules::pv::{PvCache, PvVal};
+use crate::sip::{Edits, SipMsg, Span};
+use crate::transport::{Endpoint, Proto};
+
+/// Which kind of route is running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteKind {
+    /// No message: `mod_init`, `child_init`, reload.
+    None,
+    /// `ksr_request_route`.
+    Request,
+    /// `ksr_reply_route`.
+    Reply,
+}
+
+/// What a worker knows while a route runs; lives as long as the worker, reset per message.
+pub struct RouteCtx {
+    /// Shared server state.
+    pub core: Arc<Core>,
+    /// Route kind.
+    pub kind: RouteKind,
+    /// The message (None outside routes).
+    pub msg: Option<SipMsg>,
+    /// Where it came from.
+    pub ep: Endpoint,
+    /// Pending changes applied when the message is forwarded.
+    pub edits: Edits,
+    /// New Request-URI (`$ru` written), Kamailio's `new_uri`.
+    pub new_ruri: Option<String>,
+    /// Destination URI (`$du`).
+    pub dst_uri: Option<String>,
+    /// Message flags (0..=63).
+    pub flags: u64,
+    /// Branch flags of branch 0.
+    pub bflags: u64,
+    /// A final reply has been sent for this request.
+    pub replied: bool,
+    /// `KSR.set_drop()` was called.
+    pub drop: bool,
+    /// `force_rport()` was called.
+    pub force_rport: bool,
+    /// Header lines for the next local reply (`KSR.hdr.append_to_reply`).
+    pub reply_hdrs: Vec<u8>,
+    /// `$avp(name)` stacks for this message (newest last).
+    pub avps: HashMap<String, Vec<PvVal>>,
+    /// `$var(name)`: per worker, kept across messages (Kamailio semantics).
+    pub vars: HashMap<String, PvVal>,
+    /// Parsed pseudo-variable names.
+    pub pv_cache: PvCache,
+    /// `$Ts`, fixed for the message.
+    pub msg_time: i64,
+    /// Messages routed by this worker (for `msg` handle validity).
+    pub msg_seq: u64,
+    /// Scratch buffer for building outgoing messages.
+    pub out: Vec<u8>,
+    /// Rewritten header values (From/To set through PVs), applied when forwarding.
+    pub hdr_overrides: Vec<(Span, String)>,
+}
+
+impl RouteCtx {
+    /// A context with no message.
+    pub fn new(core: Arc<Core>) -> Self {
+        let unspecified = std::net::SocketAddr::from(([0, 0, 0, 0], 0));
+        RouteCtx {
+            core,
+            kind: RouteKind::None,
+            msg: None,
+            ep: Endpoint { proto: Proto::Udp, remote: unspecified, local: unspecified },
+            edits: Edits::default(),
+            new_ruri: None,
+            dst_uri: None,
+            flags: 0,
+            bflags: 0,
+            replied: false,
+            drop: false,
+            force_rport: false,
+            reply_hdrs: Vec::new(),
+            avps: HashMap::new(),
+            vars: HashMap::new(),
+            pv_cache: PvCache::default(),
+            msg_time: 0,
+            msg_seq: 0,
+            out: Vec::with_capacity(2048),
+            hdr_overrides: Vec::new(),
+        }
+    }
+
+    /// Start routing `msg`.
+    pub fn begin(&mut self, kind: RouteKind, msg: SipMsg, ep: Endpoint) {
+        self.kind = kind;
+        self.msg = Some(msg);
+        self.ep = ep;
+        self.msg_seq = self.msg_seq.wrapping_add(1);
+        self.msg_time = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+    }
+
+    /// Forget the message and its per-message state.
+    pub fn end(&mut self) -> Option<SipMsg> {
+        self.kind = RouteKind::None;
+        self.edits.clear();
+        self.new_ruri = None;
+        self.dst_uri = None;
+        self.flags = 0;
+        self.bflags = 0;
+        self.replied = false;
+        self.drop = false;
+        self.force_rport = false;
+        self.reply_hdrs.clear();
+        self.hdr_overrides.clear();
+        if !self.avps.is_empty() {
+            self.avps.clear();
+        }
+        self.msg_seq = self.msg_seq.wrapping_add(1);
+        self.msg.take()
+    }
+
+    /// A header value rewritten earlier in this route.
+    pub fn hdr_override(&self, span: Span) -> Option<&str> {
+        self.hdr_overrides.iter().find(|(s, _)| *s == span).map(|(_, v)| v.as_str())
+    }
+
+    /// Replace a header value when the message is forwarded (last write wins).
+    pub fn set_hdr_override(&mut self, span: Span, v: String) {
+        match self.hdr_overrides.iter_mut().find(|(s, _)| *s == span) {
+            Some(slot) => slot.1 = v,
+            None => self.hdr_overrides.push((span, v)),
+        }
+    }
+
+    /// Edits to apply when forwarding: the route's edits plus rewritten header values.
+    pub fn forward_edits(&self) -> Edits {
+        let mut e = self.edits.clone();
+        for (span, v) in &self.hdr_overrides {
+            e.replace(*span, v.as_bytes().to_vec());
+        }
+        e
+    }
+
+    /// The current request, if a request route runs.
+    pub fn request(&self) -> Option<&SipMsg> {
+        self.msg.as_ref().filter(|m| m.is_request())
+    }
+
+    /// The Request-URI as routing sees it: `$ru` if rewritten, else the received one.
+    pub fn ruri(&self) -> Option<std::borrow::Cow<'_, str>> {
+        if let Some(u) = &self.new_ruri {
+            return Some(std::borrow::Cow::Borrowed(u));
+        }
+        self.request().map(|m| String::from_utf8_lossy(m.ruri_bytes()))
+    }
+}
+
+thread_local! {
+    static CURRENT: std::cell::Cell<*mut RouteCtx> = const { std::cell::Cell::new(std::ptr::null_mut()) };
+}
+
+/// Make `ctx` the context KSR calls on this thread use. The caller keeps `ctx` alive and pinned
+/// until `clear_current` (workers own theirs for their whole life).
+pub fn set_current(ctx: &mut RouteCtx) {
+    CURRENT.with(|c| c.set(ctx as *mut RouteCtx));
+}
+
+/// Detach the thread's context.
+pub fn clear_current() {
+    CURRENT.with(|c| c.set(std::ptr::null_mut()));
+}
+
+/// Run `f` with this thread's context; `None` when the thread has none (a Python thread the
+/// script started, for example).
+#[inline]
+pub fn with_current<R>(f: impl FnOnce(&mut RouteCtx) -> R) -> Option<R> {
+    CURRENT.with(|c| {
+        let p = c.get();
+        if p.is_null() {
+            return None;
+        }
+        // Only one KSR call runs at a time on a thread and none re-enters another, so this is the
+        // only live reference; the pointer stays valid while set (see `set_current`).
+        let ctx = unsafe { &mut *p };
+        c.set(std::ptr::null_mut());
+        let r = f(ctx);
+        c.set(p);
+        Some(r)
+    })
+}

@@ -1,0 +1,139 @@
+//! The embedded `KSR` Python module, generated from the export tables.
+
+use std::collections::BTreeMap;
+use std::ffi::{CStr, CString};
+
+use pyo3::exceptions::{PyRuntimeError, PySystemExit, PyTypeError};
+use pyo3::prelude::*;
+use pyo3::types::{PyCFunction, PyDict, PyString, PyTuple};
+
+use super::ctx::with_current;
+use super::exports::{self, Arg, Args, Export, Ty, Val};
+
+fn leak_cstr(s: String) -> &'static CStr {
+    let c = CString::new(s.replace('\0', " ")).unwrap_or_default();
+    Box::leak(c.into_boxed_c_str())
+}
+
+/// Convert a return value to Python.
+pub fn val_to_py(py: Python<'_>, v: Val) -> PyResult<Py<PyAny>> {
+    Ok(match v {
+        Val::None => py.None(),
+        Val::Int(i) => i.into_pyobject(py)?.into_any().unbind(),
+        Val::Bool(b) => pyo3::types::PyBool::new(py, b).to_owned().into_any().unbind(),
+        Val::Str(s) => PyString::new(py, &s).into_any().unbind(),
+        Val::Bytes(b) => {
+            let bytes = pyo3::types::PyBytes::new(py, &b);
+            bytes.call_method1("decode", ("utf-8", "surrogateescape"))?.unbind()
+        }
+    })
+}
+
+/// The value a function returns when it cannot run (no routing context on this thread).
+fn failure(ret: Ty) -> Val {
+    match ret {
+        Ty::Int => Val::Int(-1),
+        Ty::Bool => Val::Bool(false),
+        _ => Val::None,
+    }
+}
+
+fn call(e: &'static Export, args: &Bound<'_, PyTuple>) -> PyResult<Py<PyAny>> {
+    let py = args.py();
+    let n = args.len();
+    if n != e.params.len() {
+        let dot = if e.module.is_empty() { "" } else { "." };
+        return Err(PyTypeError::new_err(format!(
+            "KSR.{}{dot}{}() takes {} argument(s) ({n} given)",
+            e.module,
+            e.name,
+            e.params.len()
+        )));
+    }
+    let mut v = [Arg::Int(0); 6];
+    for (i, (pname, ty)) in e.params.iter().enumerate() {
+        let item = args.get_borrowed_item(i)?;
+        v[i] = match ty {
+            Ty::Str => Arg::Str(item.extract::<&str>().map_err(|_| {
+                PyTypeError::new_err(format!("KSR {}(): parameter {pname} must be str", e.name))
+            })?),
+            _ => Arg::Int(item.extract::<i64>().map_err(|_| {
+                PyTypeError::new_err(format!("KSR {}(): parameter {pname} must be int", e.name))
+            })?),
+        };
+    }
+    let a = Args { v };
+    let r = match with_current(|ctx| (e.func)(ctx, &a)) {
+        Some(r) => r,
+        None => {
+            tracing::warn!(function = e.name, "KSR call from a thread without a routing context");
+            failure(e.ret)
+        }
+    };
+    val_to_py(py, r)
+}
+
+fn make_fn<'py>(py: Python<'py>, e: &'static Export) -> PyResult<Bound<'py, PyCFunction>> {
+    let name = leak_cstr(e.name.to_string());
+    let params: Vec<String> = e.params.iter().map(|(n, t)| format!("{n}: {}", t.py_name())).collect();
+    let doc = leak_cstr(format!("{}({}) -> {}\n\n{}", e.name, params.join(", "), e.ret.py_name(), e.doc));
+    PyCFunction::new_closure(py, Some(name), Some(doc), move |args: &Bound<'_, PyTuple>, _kw: Option<&Bound<'_, PyDict>>| call(e, args))
+}
+
+/// `KSR.x.exit()`: stop the route like cfg `exit` (an extension; app_python3 lacks it).
+#[pyfunction]
+fn exit() -> PyResult<()> {
+    Err(PySystemExit::new_err(0))
+}
+
+/// `KSR.x.drop()`: drop the message and stop the route (extension).
+#[pyfunction]
+#[pyo3(name = "drop")]
+fn drop_msg() -> PyResult<()> {
+    with_current(|ctx| ctx.drop = true);
+    Err(PySystemExit::new_err(0))
+}
+
+/// `KSR.x.modf()`: native cfg functions by name do not exist in ksrd.
+#[pyfunction]
+#[pyo3(signature = (*_args))]
+fn modf(_args: &Bound<'_, PyTuple>) -> PyResult<i64> {
+    Err(PyRuntimeError::new_err("KSR.x.modf is not supported by ksrd: call the KSR.<module>.<function> export instead"))
+}
+
+/// Module init for `import KSR`.
+#[pymodule]
+#[pyo3(name = "KSR")]
+pub fn ksr_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    let mut subs: BTreeMap<&'static str, Bound<'_, PyModule>> = BTreeMap::new();
+    for e in exports::all() {
+        let f = make_fn(py, e)?;
+        if e.module.is_empty() {
+            m.add(e.name, f)?;
+        } else {
+            let sub = match subs.get(e.module) {
+                Some(s) => s.clone(),
+                None => {
+                    let s = PyModule::new(py, e.module)?;
+                    subs.insert(e.module, s.clone());
+                    s
+                }
+            };
+            sub.add(e.name, f)?;
+        }
+    }
+    let x = PyModule::new(py, "x")?;
+    x.add_function(wrap_pyfunction!(exit, &x)?)?;
+    x.add_function(wrap_pyfunction!(drop_msg, &x)?)?;
+    x.add_function(wrap_pyfunction!(modf, &x)?)?;
+    subs.insert("x", x);
+    let sys_modules = py.import("sys")?.getattr("modules")?;
+    for (name, sub) in subs {
+        m.add_submodule(&sub)?;
+        sys_modules.set_item(format!("KSR.{name}"), &sub)?;
+    }
+    // app_python3 sets this after import (apy_kemi.c).
+    m.add("__version__", 1003)?;
+    Ok(())
+}

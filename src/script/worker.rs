@@ -1,0 +1,278 @@
+//! SIP worker threads: run to completion — read UDP, parse, answer retransmissions, run the Python
+//! route, send — with no cross-thread hand-off on the UDP path. TCP messages arrive via a queue.
+
+use std::net::UdpSocket;
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use pyo3::prelude::*;
+
+use super::ctx::{self, RouteCtx, RouteKind};
+use super::host::{call_route, Host, RouteOutcome};
+use super::msgobj::PyMsg;
+use crate::config::OnException;
+use crate::core::forward::forward_reply;
+use crate::core::reply::{request_key, send_reply};
+use crate::core::stats::Stat;
+use crate::core::Core;
+use crate::sip::{Method, SipMsg};
+use crate::transport::{Endpoint, Inbound, Proto};
+
+/// Messages handled per wake-up before looking at the other sources again.
+const BATCH: usize = 64;
+
+/// Hands stream messages to one worker and wakes it.
+#[derive(Clone)]
+pub struct WorkerQueue {
+    tx: mpsc::Sender<Inbound>,
+    efd: Arc<EventFd>,
+}
+
+/// A Linux eventfd used to wake a worker blocked in poll().
+pub struct EventFd(RawFd);
+
+impl EventFd {
+    fn new() -> std::io::Result<Self> {
+        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(EventFd(fd))
+    }
+    fn wake(&self) {
+        let one: u64 = 1;
+        unsafe { libc::write(self.0, &one as *const u64 as *const libc::c_void, 8) };
+    }
+    fn drain(&self) {
+        let mut v: u64 = 0;
+        unsafe { libc::read(self.0, &mut v as *mut u64 as *mut libc::c_void, 8) };
+    }
+}
+
+impl Drop for EventFd {
+    fn drop(&mut self) {
+        unsafe { libc::close(self.0) };
+    }
+}
+
+impl WorkerQueue {
+    /// Queue a message and wake the worker.
+    pub fn push(&self, m: Inbound) {
+        if self.tx.send(m).is_ok() {
+            self.efd.wake();
+        }
+    }
+}
+
+/// One worker's receiving side.
+pub struct WorkerInput {
+    rx: mpsc::Receiver<Inbound>,
+    efd: Arc<EventFd>,
+}
+
+/// A queue pair for one worker.
+pub fn queue() -> std::io::Result<(WorkerQueue, WorkerInput)> {
+    let (tx, rx) = mpsc::channel();
+    let efd = Arc::new(EventFd::new()?);
+    Ok((WorkerQueue { tx, efd: efd.clone() }, WorkerInput { rx, efd }))
+}
+
+/// A running worker's state.
+pub struct Worker {
+    core: Arc<Core>,
+    host: Arc<Host>,
+    udp: Vec<Arc<UdpSocket>>,
+    input: WorkerInput,
+    ctx: Box<RouteCtx>,
+    buf: Vec<u8>,
+}
+
+impl Worker {
+    /// A worker reading these UDP sockets and this queue.
+    pub fn new(core: Arc<Core>, host: Arc<Host>, udp: Vec<Arc<UdpSocket>>, input: WorkerInput) -> Self {
+        let ctx = Box::new(RouteCtx::new(core.clone()));
+        Worker { core, host, udp, input, ctx, buf: vec![0u8; 65536] }
+    }
+
+    /// Serve forever.
+    pub fn run(mut self) {
+        ctx::set_current(&mut self.ctx);
+        let mut fds: Vec<libc::pollfd> = self
+            .udp
+            .iter()
+            .map(|s| libc::pollfd { fd: s.as_raw_fd(), events: libc::POLLIN, revents: 0 })
+            .collect();
+        fds.push(libc::pollfd { fd: self.input.efd.0, events: libc::POLLIN, revents: 0 });
+        let locals: Vec<_> = self.udp.iter().map(|s| s.local_addr().ok()).collect();
+        loop {
+            let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 1000) };
+            if n < 0 {
+                let e = std::io::Error::last_os_error();
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    tracing::error!(error = %e, "poll failed");
+                }
+                continue;
+            }
+            for i in 0..self.udp.len() {
+                if fds[i].revents == 0 {
+                    continue;
+                }
+                let Some(local) = locals[i] else { continue };
+                for _ in 0..BATCH {
+                    match self.udp[i].recv_from(&mut self.buf) {
+                        Ok((len, remote)) => {
+                            let data = Bytes::copy_from_slice(&self.buf[..len]);
+                            self.handle(data, Endpoint { proto: Proto::Udp, remote, local });
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                        Err(e) => {
+                            tracing::debug!(error = %e, "udp recv failed");
+                            break;
+                        }
+                    }
+                }
+            }
+            if fds[self.udp.len()].revents != 0 {
+                self.input.efd.drain();
+            }
+            for _ in 0..BATCH {
+                match self.input.rx.try_recv() {
+                    Ok(m) => self.handle(m.data, m.ep),
+                    Err(_) => break,
+                }
+            }
+        }
+    }
+
+    /// Route one received message.
+    pub fn handle(&mut self, data: Bytes, ep: Endpoint) {
+        let msg = match SipMsg::parse(data.clone()) {
+            Ok(m) => m,
+            Err(e) => {
+                self.core.stats.inc(Stat::BadMsgHdr);
+                // The body framing was wrong but the headers may still give us somewhere to answer.
+                let answer = e.reply_status().and_then(|st| SipMsg::parse_ignoring_body(data).ok().map(|m| (st, m)));
+                match answer {
+                    Some((st, m)) if m.is_request() => self.reject(&m, &ep, st, &e.to_string()),
+                    _ => tracing::debug!(src = %ep.remote, error = %e, "dropping unparseable message"),
+                }
+                return;
+            }
+        };
+        if let Err(e) = msg.validate() {
+            if msg.is_request() {
+                self.core.stats.inc(Stat::ErrRequests);
+                match e.reply_status() {
+                    Some(st) => self.reject(&msg, &ep, st, &e.to_string()),
+                    None => tracing::debug!(src = %ep.remote, error = %e, "dropping invalid request"),
+                }
+            } else {
+                self.core.stats.inc(Stat::ErrReplies);
+                tracing::debug!(src = %ep.remote, error = %e, "dropping invalid reply");
+            }
+            return;
+        }
+        if msg.is_request() {
+            self.request(msg, ep);
+        } else {
+            self.reply(msg, ep);
+        }
+    }
+
+    fn reject(&mut self, m: &SipMsg, ep: &Endpoint, (code, reason): (u16, &'static str), why: &str) {
+        if m.method() == Method::Ack || !m.vias().is_ok_and(|v| !v.is_empty()) {
+            tracing::debug!(src = %ep.remote, error = why, "dropping malformed request that cannot be answered");
+            return;
+        }
+        tracing::info!(src = %ep.remote, error = why, code, "rejecting malformed request");
+        let warn = format!("Warning: 399 ksrd \"{}\"\r\n", why.replace(['"', '\r', '\n'], "'"));
+        let _ = send_reply(&self.core, m, ep, code, reason, warn.as_bytes(), b"", false, &mut self.ctx.out);
+    }
+
+    fn request(&mut self, msg: SipMsg, ep: Endpoint) {
+        let core = self.core.clone();
+        core.stats.inc(Stat::RcvRequests);
+        // ACK to a reply we generated statelessly: absorbed, as Kamailio's sl module does.
+        if msg.method() == Method::Ack {
+            if let Ok(to) = msg.to_hdr() {
+                if to.tag().is_some_and(|t| core.is_our_tag(t)) {
+                    core.stats.inc(Stat::SlReceivedAcks);
+                    return;
+                }
+            }
+        }
+        if let Some(key) = request_key(&core, &msg, &ep) {
+            let hit = core.retrans.lock().get(key, Instant::now()).cloned();
+            if let Some(r) = hit {
+                core.stats.inc(Stat::SlRetransmissions);
+                if let Err(e) = core.sender.send(r.proto, r.dest, r.local, &r.data) {
+                    tracing::debug!(error = %e, "resend failed");
+                }
+                return;
+            }
+        }
+        let Some(gen) = self.host.current() else { return };
+        let span = tracing::info_span!("sip", call_id = msg.call_id().unwrap_or(""), method = msg.method_str());
+        let _g = span.enter();
+        let is_ack = msg.method() == Method::Ack;
+        self.ctx.begin(RouteKind::Request, msg, ep);
+        let seq = self.ctx.msg_seq;
+        let outcome = Python::attach(|py| {
+            let name = pyo3::intern!(py, "ksr_request_route");
+            let pm = Bound::new(py, PyMsg::new(seq)).ok().map(|b| b.into_any());
+            call_route(py, &gen, name, pm)
+        });
+        match outcome {
+            RouteOutcome::Done | RouteOutcome::Exit => {}
+            RouteOutcome::Missing => tracing::error!("ksr_request_route not found or not callable"),
+            RouteOutcome::Error(tb) => {
+                core.stats.inc(Stat::ScriptErrors);
+                tracing::error!("exception in ksr_request_route:\n{tb}");
+                if core.cfg.on_exception == OnException::Reply && !self.ctx.replied && !is_ack {
+                    crate::modules::sl::reply(&mut self.ctx, 500, "Server Internal Error");
+                }
+            }
+        }
+        if self.ctx.drop {
+            core.stats.inc(Stat::DropRequests);
+        }
+        self.ctx.end();
+    }
+
+    fn reply(&mut self, msg: SipMsg, ep: Endpoint) {
+        let core = self.core.clone();
+        core.stats.inc(Stat::RcvReplies);
+        let gen = self.host.current();
+        let span = tracing::info_span!("sip", call_id = msg.call_id().unwrap_or(""), method = msg.method_str());
+        let _g = span.enter();
+        self.ctx.begin(RouteKind::Reply, msg, ep);
+        if let Some(gen) = gen.filter(|g| g.has_reply_route) {
+            let seq = self.ctx.msg_seq;
+            let outcome = Python::attach(|py| {
+                let name = pyo3::intern!(py, "ksr_reply_route");
+                let pm = Bound::new(py, PyMsg::new(seq)).ok().map(|b| b.into_any());
+                call_route(py, &gen, name, pm)
+            });
+            if let RouteOutcome::Error(tb) = outcome {
+                core.stats.inc(Stat::ScriptErrors);
+                tracing::error!("exception in ksr_reply_route:\n{tb}");
+            }
+        }
+        let drop = self.ctx.drop;
+        let edits = std::mem::take(&mut self.ctx.edits);
+        let msg = self.ctx.end();
+        if let Some(msg) = msg {
+            if drop {
+                core.stats.inc(Stat::DropReplies);
+            } else if let Err(e) = forward_reply(&core, &msg, &edits, &mut self.ctx.out) {
+                core.stats.inc(Stat::DropReplies);
+                tracing::debug!(error = %e, "reply not forwarded");
+            }
+        }
+        self.ctx.edits = edits;
+        self.ctx.edits.clear();
+    }
+}

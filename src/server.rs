@@ -1,0 +1,154 @@
+//! Wiring: sockets, TCP layer, core, Python host, workers, reload and RPC.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::core::Core;
+use crate::rpc::Registry;
+use crate::script::host::{init_python, Host};
+use crate::script::worker::{self, Worker};
+use crate::script::{reload, rpc as script_rpc};
+use crate::transport::{tcp, udp, Inbound, Proto, Sender};
+
+/// Errors that stop the server from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A socket could not be bound.
+    #[error("cannot listen on {0}")]
+    Bind(String),
+    /// The route script failed to load.
+    #[error("route script failed to load:\n{0}")]
+    Script(String),
+    /// Anything else.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Validate the route script like `kamailio -c`: compile it and run `mod_init()` (no sockets).
+pub fn check_script(cfg: &Config) -> Result<(), String> {
+    init_python();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+    let core = rt.block_on(async {
+        let tcp = tcp::TcpHandle::disabled();
+        Arc::new(Core::new(cfg.clone(), Sender::new(Vec::new(), tcp), &[]))
+    });
+    let host = Host::new(cfg.script.clone(), cfg.workers);
+    let mut ctx = Box::new(crate::script::ctx::RouteCtx::new(core));
+    crate::script::ctx::set_current(&mut ctx);
+    let r = pyo3::Python::attach(|py| host.load(py, false)).map(|_| ());
+    crate::script::ctx::clear_current();
+    r
+}
+
+/// Start everything and serve until a termination signal.
+pub fn run(cfg: Config) -> Result<(), StartError> {
+    let mut udp_socks = Vec::new();
+    let mut tcp_addrs = Vec::new();
+    for l in &cfg.listen {
+        match l.proto {
+            Proto::Udp => udp_socks.push(udp::bind(l.addr).map_err(|e| StartError::Bind(e.to_string()))?),
+            Proto::Tcp => tcp_addrs.push(l.addr),
+        }
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("ksrd-io")
+        .enable_all()
+        .build()
+        .map_err(|e| StartError::Other(e.to_string()))?;
+
+    let mut queues = Vec::new();
+    let mut inputs = Vec::new();
+    for _ in 0..cfg.workers {
+        let (q, i) = worker::queue().map_err(|e| StartError::Other(e.to_string()))?;
+        queues.push(q);
+        inputs.push(i);
+    }
+    let queues = Arc::new(queues);
+    let qs = queues.clone();
+    // One connection always goes to the same worker so its messages stay in order.
+    let deliver: tcp::Deliver = Arc::new(move |m: Inbound| {
+        let i = match m.ep.remote {
+            SocketAddr::V4(a) => (u32::from(*a.ip()) as usize).wrapping_add(a.port() as usize),
+            SocketAddr::V6(a) => a.port() as usize,
+        } % qs.len();
+        qs[i].push(m);
+    });
+    let tcp = rt
+        .block_on(tcp::start(&tcp_addrs, deliver))
+        .map_err(|e| StartError::Bind(e.to_string()))?;
+    let mut bound: Vec<SocketAddr> = udp_socks.iter().filter_map(|s| s.local_addr().ok()).collect();
+    bound.extend(tcp.listen_addr(true));
+    bound.extend(tcp.listen_addr(false));
+    let sender = Sender::new(udp_socks.clone(), tcp);
+    let core = Arc::new(Core::new(cfg.clone(), sender, &bound));
+
+    init_python();
+    let host = Arc::new(Host::new(cfg.script.clone(), cfg.workers));
+    {
+        let mut ctx = Box::new(crate::script::ctx::RouteCtx::new(core.clone()));
+        crate::script::ctx::set_current(&mut ctx);
+        let r = pyo3::Python::attach(|py| host.load(py, true));
+        crate::script::ctx::clear_current();
+        r.map_err(StartError::Script)?;
+    }
+    let reloader = reload::start(core.clone(), host.clone());
+    let _watch = if cfg.script.watch {
+        let dir = cfg.script.file.parent().map(|p| p.to_path_buf()).unwrap_or_default();
+        match reload::watch(&dir, reloader.clone()) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                tracing::warn!(dir = %dir.display(), error = %e, "cannot watch the routes directory; reload with RPC app_python.reload");
+                None
+            }
+        }
+    } else {
+        None
+    };
+
+    let mut reg = Registry::new();
+    crate::core::rpc::register(&mut reg, core.clone());
+    script_rpc::register(&mut reg, reloader);
+    let reg = Arc::new(reg);
+    if let Some(addr) = cfg.rpc_http {
+        let l = rt.block_on(tokio::net::TcpListener::bind(addr)).map_err(|e| StartError::Bind(format!("rpc http {addr}: {e}")))?;
+        rt.spawn(crate::rpc::serve_http(l, reg.clone()));
+        tracing::info!(%addr, "JSON-RPC over HTTP");
+    }
+    let sock_path = cfg.rpc_socket.clone();
+    if let Some(path) = &sock_path {
+        let _ = std::fs::remove_file(path);
+        let l = {
+            let _e = rt.enter();
+            tokio::net::UnixListener::bind(path).map_err(|e| StartError::Bind(format!("rpc socket {}: {e}", path.display())))?
+        };
+        rt.spawn(crate::rpc::serve_unix(l, reg.clone()));
+        tracing::info!(path = %path.display(), "JSON-RPC over unix socket");
+    }
+
+    for (i, input) in inputs.into_iter().enumerate() {
+        let w = Worker::new(core.clone(), host.clone(), udp_socks.clone(), input);
+        std::thread::Builder::new()
+            .name(format!("ksrd-sip-{}", i + 1))
+            .spawn(move || w.run())
+            .map_err(|e| StartError::Other(e.to_string()))?;
+    }
+    for l in &cfg.listen {
+        tracing::info!(listen = %l, "listening");
+    }
+    tracing::info!(script = %cfg.script.file.display(), workers = cfg.workers, "ksrd ready");
+
+    rt.block_on(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
+        }
+    });
+    tracing::info!("shutting down");
+    if let Some(p) = sock_path {
+        let _ = std::fs::remove_file(p);
+    }
+    Ok(())
+}

@@ -1,0 +1,93 @@
+use std::io::Write;
+use std::net::{IpAddr, SocketAddr};
+
+use super::hdrname::HdrName;
+use super::msg::SipMsg;
+use super::span::Span;
+
+/// Appends `b`, turning bare LF (folds in LF-only messages) into CRLF.
+fn push_crlf(out: &mut Vec<u8>, b: &[u8]) {
+    let mut prev = 0u8;
+    for &c in b {
+        if c == b'\n' && prev != b'\r' {
+            out.push(b'\r');
+        }
+        out.push(c);
+        prev = c;
+    }
+}
+
+fn same_ip(host: &str, ip: IpAddr) -> bool {
+    let h = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    h.parse::<IpAddr>().is_ok_and(|a| a == ip)
+}
+
+fn contains_tag(v: &[u8]) -> bool {
+    v.windows(4).any(|w| w.eq_ignore_ascii_case(b"tag="))
+}
+
+/// Builds a stateless reply to `req` (Kamailio sl semantics) and appends it to `out`.
+#[allow(clippy::too_many_arguments)]
+pub fn build_reply(
+    req: &SipMsg,
+    src: SocketAddr,
+    code: u16,
+    reason: &str,
+    to_tag: &str,
+    extra_headers: &[u8],
+    body: &[u8],
+    out: &mut Vec<u8>,
+) {
+    let raw: &[u8] = req.raw();
+    let _ = write!(out, "SIP/2.0 {code} ");
+    // A reason with CR/LF would let the caller inject headers by accident.
+    out.extend(reason.bytes().filter(|&c| c != b'\r' && c != b'\n'));
+    out.extend_from_slice(b"\r\n");
+
+    let top = req.vias().ok().and_then(|v| v.first());
+    for (idx, h) in req.headers().iter().enumerate() {
+        if h.name != HdrName::Via {
+            continue;
+        }
+        let line = Span { start: h.line_span.start, end: h.value_span.end };
+        match top.filter(|t| t.header_index == idx) {
+            Some(t) => {
+                // RFC 3261 §18.2.1 + RFC 3581 §4: received when sent-by differs or rport was asked for.
+                let rport = t.rport_span.filter(|s| s.start >= t.span.start && s.end <= t.span.end);
+                let needs_received =
+                    t.received().is_none() && (rport.is_some() || !same_ip(&t.host, src.ip()));
+                let mut pos = line.start;
+                if let Some(r) = rport {
+                    push_crlf(out, Span { start: pos, end: r.start }.get(raw));
+                    let _ = write!(out, "rport={}", src.port());
+                    pos = r.end;
+                }
+                push_crlf(out, Span { start: pos, end: t.span.end }.get(raw));
+                if needs_received {
+                    let _ = write!(out, ";received={}", src.ip());
+                }
+                push_crlf(out, Span { start: t.span.end.max(pos), end: line.end }.get(raw));
+            }
+            None => push_crlf(out, line.get(raw)),
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+    for n in [HdrName::From, HdrName::To, HdrName::CallId, HdrName::CSeq] {
+        let Some(h) = req.first(n) else { continue };
+        push_crlf(out, Span { start: h.line_span.start, end: h.value_span.end }.get(raw));
+        if n == HdrName::To && !to_tag.is_empty() {
+            let has_tag = match req.to_hdr() {
+                Ok(to) => to.tag().is_some(),
+                Err(_) => contains_tag(req.value(h)),
+            };
+            if !has_tag {
+                out.extend_from_slice(b";tag=");
+                out.extend_from_slice(to_tag.as_bytes());
+            }
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(extra_headers);
+    let _ = write!(out, "Content-Length: {}\r\n\r\n", body.len());
+    out.extend_from_slice(body);
+}

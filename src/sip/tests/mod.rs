@@ -1,0 +1,2 @@
+mod torture;
+mod unit;

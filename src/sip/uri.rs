@@ -1,0 +1,198 @@
+use std::fmt;
+
+use super::error::ParseError;
+use super::lex::{find_param, lossy, parse_port, Params};
+use super::via::host_end;
+
+/// URI scheme.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Scheme {
+    Sip,
+    Sips,
+    Tel,
+    Other(String),
+}
+
+/// A parsed URI; sip/sips are split into parts, other schemes keep an opaque remainder.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Uri {
+    pub scheme: Scheme,
+    /// User part as written (escapes are not decoded).
+    pub user: Option<String>,
+    pub password: Option<String>,
+    /// Host as written; IPv6 keeps its brackets.
+    pub host: String,
+    pub port: Option<u16>,
+    pub params: Params,
+    /// Everything after '?', as written.
+    pub headers: Option<String>,
+    /// The whole part after "scheme:" for non-sip schemes.
+    pub opaque: Option<String>,
+}
+
+fn err(why: &'static str) -> ParseError {
+    ParseError::Uri(why)
+}
+
+/// Bytes that can never appear in a URI on the wire (RFC 4475 ltgtruri, lwsruri).
+#[inline]
+fn forbidden(c: u8) -> bool {
+    c <= b' ' || c == 0x7f || matches!(c, b'<' | b'>' | b'"')
+}
+
+fn split_params(s: &[u8], out: &mut Params) {
+    for p in s.split(|&c| c == b';') {
+        if p.is_empty() {
+            continue;
+        }
+        match p.iter().position(|&c| c == b'=') {
+            Some(eq) => out.push((lossy(&p[..eq]), Some(lossy(&p[eq + 1..])))),
+            None => out.push((lossy(p), None)),
+        }
+    }
+}
+
+impl Uri {
+    /// Parses a URI; unknown schemes are accepted as opaque (RFC 4475 unkscm, novelsc).
+    pub fn parse(s: &[u8]) -> Result<Uri, ParseError> {
+        let colon = s.iter().position(|&c| c == b':').ok_or(err("missing scheme"))?;
+        let sch = &s[..colon];
+        let valid_scheme = sch.first().is_some_and(u8::is_ascii_alphabetic)
+            && sch.iter().all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'));
+        if !valid_scheme {
+            return Err(err("bad scheme"));
+        }
+        let rest = &s[colon + 1..];
+        if rest.is_empty() {
+            return Err(err("empty URI"));
+        }
+        if rest.iter().any(|&c| forbidden(c)) {
+            return Err(err("forbidden character"));
+        }
+        let scheme = if sch.eq_ignore_ascii_case(b"sip") {
+            Scheme::Sip
+        } else if sch.eq_ignore_ascii_case(b"sips") {
+            Scheme::Sips
+        } else if sch.eq_ignore_ascii_case(b"tel") {
+            Scheme::Tel
+        } else {
+            Scheme::Other(lossy(sch))
+        };
+        if !matches!(scheme, Scheme::Sip | Scheme::Sips) {
+            let mut params = Vec::new();
+            if scheme == Scheme::Tel {
+                if let Some(sc) = rest.iter().position(|&c| c == b';') {
+                    split_params(&rest[sc + 1..], &mut params);
+                }
+            }
+            return Ok(Uri {
+                scheme,
+                user: None,
+                password: None,
+                host: String::new(),
+                port: None,
+                params,
+                headers: None,
+                opaque: Some(lossy(rest)),
+            });
+        }
+        // '@' is not allowed unescaped after the host, so the first one ends the userinfo
+        // (the user part may itself contain ';', '?', '/' — RFC 4475 semiuri, intmeth).
+        let (user, password, hp) = match rest.iter().position(|&c| c == b'@') {
+            Some(at) => {
+                let ui = &rest[..at];
+                let (u, p) = match ui.iter().position(|&c| c == b':') {
+                    Some(c) => (&ui[..c], Some(lossy(&ui[c + 1..]))),
+                    None => (ui, None),
+                };
+                if u.is_empty() {
+                    return Err(err("empty user"));
+                }
+                (Some(lossy(u)), p, &rest[at + 1..])
+            }
+            None => (None, None, rest),
+        };
+        let he = host_end(hp, 0).map_err(err)?;
+        let host = lossy(&hp[..he]);
+        let mut i = he;
+        let mut port = None;
+        if hp.get(i) == Some(&b':') {
+            let ps = i + 1;
+            let mut pe = ps;
+            while pe < hp.len() && hp[pe].is_ascii_digit() {
+                pe += 1;
+            }
+            // "sip:2001:db8::10" lands here with a non-numeric "port" (RFC 5118 ipv6-bad).
+            port = Some(parse_port(&hp[ps..pe]).ok_or(err("bad port"))?);
+            i = pe;
+        }
+        let mut params = Vec::new();
+        let mut headers = None;
+        match hp.get(i) {
+            None => {}
+            Some(b';') | Some(b'?') => {
+                let tail = &hp[i..];
+                let q = tail.iter().position(|&c| c == b'?').unwrap_or(tail.len());
+                split_params(&tail[..q], &mut params);
+                if q < tail.len() {
+                    headers = Some(lossy(&tail[q + 1..]));
+                }
+            }
+            Some(_) => return Err(err("bad host")),
+        }
+        Ok(Uri { scheme, user, password, host, port, params, headers, opaque: None })
+    }
+
+    /// URI parameter by case-insensitive name.
+    pub fn param(&self, name: &str) -> Option<Option<&str>> {
+        find_param(&self.params, name)
+    }
+
+    /// The transport parameter value.
+    pub fn transport(&self) -> Option<&str> {
+        self.param("transport").flatten()
+    }
+
+    /// "host" or "host:port".
+    pub fn host_port(&self) -> String {
+        match self.port {
+            Some(p) => format!("{}:{}", self.host, p),
+            None => self.host.clone(),
+        }
+    }
+}
+
+impl fmt::Display for Uri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.scheme {
+            Scheme::Sip => f.write_str("sip:")?,
+            Scheme::Sips => f.write_str("sips:")?,
+            Scheme::Tel => f.write_str("tel:")?,
+            Scheme::Other(s) => write!(f, "{s}:")?,
+        }
+        if let Some(o) = &self.opaque {
+            return f.write_str(o);
+        }
+        if let Some(u) = &self.user {
+            f.write_str(u)?;
+            if let Some(p) = &self.password {
+                write!(f, ":{p}")?;
+            }
+            f.write_str("@")?;
+        }
+        f.write_str(&self.host)?;
+        if let Some(p) = self.port {
+            write!(f, ":{p}")?;
+        }
+        for (n, v) in &self.params {
+            match v {
+                Some(v) => write!(f, ";{n}={v}")?,
+                None => write!(f, ";{n}")?,
+            }
+        }
+        if let Some(h) = &self.headers {
+            write!(f, "?{h}")?;
+        }
+        Ok(())
+    }
+}
