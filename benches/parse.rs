@@ -66,7 +66,10 @@ fn forward(c: &mut Criterion) {
         b.iter(|| {
             let m = SipMsg::parse(black_box(raw.clone())).unwrap();
             let mut e = Edits::default();
-            e.insert(m.first_header_offset(), &b"Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKfwd1\r\n"[..]);
+            e.insert(
+                m.first_header_offset(),
+                &b"Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKfwd1\r\n"[..],
+            );
             e.replace(m.uri_span().unwrap(), &b"sip:bob@192.0.2.55:5060"[..]);
             out.clear();
             e.apply(m.raw(), &mut out);

@@ -19,6 +19,8 @@ class kamailio:
         return 0
 
     def ksr_request_route(self, msg):
+        # Reply to the port the request came from (NAT-friendly, as kamailio.cfg's NATDETECT does).
+        KSR.force_rport()
         if KSR.maxfwd.process_maxfwd(10) < 0:
             KSR.sl.sl_send_reply(483, "Too Many Hops")
             return 1

@@ -165,7 +165,10 @@ impl Catcher {
 }
 
 fn cseq_of(raw: &[u8]) -> Option<String> {
-    let m = SipMsg::parse(raw)?;
+    // some files end without the empty line closing the header section: close it to read them
+    let m = SipMsg::parse(raw)
+        .or_else(|| SipMsg::parse(&[raw, b"\r\n"].concat()))
+        .or_else(|| SipMsg::parse(&[raw, b"\n"].concat()))?;
     m.header("cseq")
         .map(|v| v.split_whitespace().collect::<Vec<_>>().join(" "))
 }

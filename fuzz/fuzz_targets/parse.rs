@@ -19,13 +19,32 @@ fuzz_target!(|data: &[u8]| {
         }
     }
 
-    for m in [SipMsg::parse(Bytes::copy_from_slice(data)), SipMsg::parse_ignoring_body(Bytes::copy_from_slice(data))]
-        .into_iter()
-        .flatten()
+    for m in [
+        SipMsg::parse(Bytes::copy_from_slice(data)),
+        SipMsg::parse_ignoring_body(Bytes::copy_from_slice(data)),
+    ]
+    .into_iter()
+    .flatten()
     {
         let _ = m.validate().map_err(|e| (e.to_string(), e.reply_status()));
-        let _ = (m.method(), m.method_str(), m.ruri_bytes(), m.status(), m.reason(), m.version(), m.body());
-        let _ = (m.call_id(), m.cseq(), m.from_hdr(), m.to_hdr(), m.contacts(), m.max_forwards(), m.content_length());
+        let _ = (
+            m.method(),
+            m.method_str(),
+            m.ruri_bytes(),
+            m.status(),
+            m.reason(),
+            m.version(),
+            m.body(),
+        );
+        let _ = (
+            m.call_id(),
+            m.cseq(),
+            m.from_hdr(),
+            m.to_hdr(),
+            m.contacts(),
+            m.max_forwards(),
+            m.content_length(),
+        );
         if let Ok(u) = m.ruri() {
             let _ = (u.to_string(), u.host_port(), u.transport());
         }
@@ -41,7 +60,10 @@ fuzz_target!(|data: &[u8]| {
 
         // Edits anchored on real and on input-derived offsets.
         let mut e = Edits::default();
-        e.insert(m.first_header_offset(), "Via: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bKf\r\n");
+        e.insert(
+            m.first_header_offset(),
+            "Via: SIP/2.0/UDP 127.0.0.1;branch=z9hG4bKf\r\n",
+        );
         if let Some(s) = m.uri_span() {
             e.replace(s, "sip:x@127.0.0.1");
         }
@@ -61,7 +83,16 @@ fuzz_target!(|data: &[u8]| {
 
         let mut rep = Vec::new();
         let src = "[2001:db8::1]:5062".parse().unwrap();
-        build_reply(&m, src, 400, "Bad Request", "tag1", b"X-R: 1\r\n", b"body", &mut rep);
+        build_reply(
+            &m,
+            src,
+            400,
+            "Bad Request",
+            "tag1",
+            b"X-R: 1\r\n",
+            b"body",
+            &mut rep,
+        );
         if m.is_request() {
             // Our own replies must always parse back.
             SipMsg::parse(Bytes::from(rep)).expect("reply must parse");

@@ -38,8 +38,12 @@ pub fn request_key(core: &Core, req: &SipMsg, ep: &Endpoint) -> Option<u64> {
         Method::Other => req.method_str().as_bytes(),
         m => m.as_str().as_bytes(),
     };
-    let src = ep.remote.to_string();
-    Some(core.hash(&[branch.as_bytes(), top.host.as_bytes(), m, src.as_bytes()]))
+    let port = ep.remote.port().to_le_bytes();
+    let ip = match ep.remote.ip() {
+        std::net::IpAddr::V4(a) => a.to_ipv6_mapped().octets(),
+        std::net::IpAddr::V6(a) => a.octets(),
+    };
+    Some(core.hash(&[branch.as_bytes(), top.host.as_bytes(), m, &ip, &port]))
 }
 
 /// Build and send a local reply; final replies are remembered for retransmissions.

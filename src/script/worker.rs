@@ -18,7 +18,7 @@ use crate::core::forward::forward_reply;
 use crate::core::reply::{request_key, send_reply};
 use crate::core::stats::Stat;
 use crate::core::Core;
-use crate::sip::{Method, SipMsg};
+use crate::sip::{HdrName, Method, SipMsg};
 use crate::transport::{Endpoint, Inbound, Proto};
 
 /// Messages handled per wake-up before looking at the other sources again.
@@ -98,7 +98,13 @@ impl Worker {
     }
 
     /// Serve forever.
-    pub fn run(mut self) {
+    pub fn run(self) {
+        // Keep one Python thread state for the thread's life: without this outer attach every
+        // message would create and destroy a thread state (and mmap/munmap its frame stack).
+        Python::attach(|py| py.detach(move || self.serve()));
+    }
+
+    fn serve(mut self) {
         ctx::set_current(&mut self.ctx);
         let mut fds: Vec<libc::pollfd> = self
             .udp
@@ -183,13 +189,14 @@ impl Worker {
     }
 
     fn reject(&mut self, m: &SipMsg, ep: &Endpoint, (code, reason): (u16, &'static str), why: &str) {
-        if m.method() == Method::Ack || !m.vias().is_ok_and(|v| !v.is_empty()) {
+        if m.method() == Method::Ack || m.first(HdrName::Via).is_none() {
             tracing::debug!(src = %ep.remote, error = why, "dropping malformed request that cannot be answered");
             return;
         }
         tracing::info!(src = %ep.remote, error = why, code, "rejecting malformed request");
         let warn = format!("Warning: 399 ksrd \"{}\"\r\n", why.replace(['"', '\r', '\n'], "'"));
-        let _ = send_reply(&self.core, m, ep, code, reason, warn.as_bytes(), b"", false, &mut self.ctx.out);
+        // The Via of a malformed request cannot be trusted: answer where it came from.
+        let _ = send_reply(&self.core, m, ep, code, reason, warn.as_bytes(), b"", true, &mut self.ctx.out);
     }
 
     fn request(&mut self, msg: SipMsg, ep: Endpoint) {

@@ -18,7 +18,11 @@ pub struct Edits {
 impl Edits {
     /// Inserts bytes before offset `at`; several inserts at one offset keep call order.
     pub fn insert(&mut self, at: u32, bytes: impl Into<Vec<u8>>) {
-        self.inserts.push(Insert { at, bytes: bytes.into(), replaces: None });
+        self.inserts.push(Insert {
+            at,
+            bytes: bytes.into(),
+            replaces: None,
+        });
     }
 
     /// Removes a byte range; overlapping or duplicate deletes are fine.
@@ -34,7 +38,11 @@ impl Edits {
             return;
         }
         self.deletes.push(span);
-        self.inserts.push(Insert { at: span.start, bytes, replaces: Some(span) });
+        self.inserts.push(Insert {
+            at: span.start,
+            bytes,
+            replaces: Some(span),
+        });
     }
 
     /// True when nothing has been recorded.
@@ -50,7 +58,9 @@ impl Edits {
 
     /// True if one recorded delete (or replace) covers the whole span.
     pub fn deletes(&self, span: Span) -> bool {
-        self.deletes.iter().any(|d| d.start <= span.start && span.end <= d.end)
+        self.deletes
+            .iter()
+            .any(|d| d.start <= span.start && span.end <= d.end)
     }
 
     /// Appends the edited message to `out`; untouched bytes are copied verbatim.

@@ -36,7 +36,10 @@ fn body_start(buf: &[u8]) -> Option<usize> {
 
 /// Content-Length framing for stream transports (a missing Content-Length means an empty body).
 pub fn frame(buf: &[u8]) -> Framing {
-    let lead = buf.iter().take_while(|&&c| c == b'\r' || c == b'\n').count();
+    let lead = buf
+        .iter()
+        .take_while(|&&c| c == b'\r' || c == b'\n')
+        .count();
     if lead > 0 {
         return Framing::Skip(lead);
     }
@@ -72,7 +75,10 @@ pub fn frame(buf: &[u8]) -> Framing {
         while c < line.len() && matches!(line[c], b' ' | b'\t') {
             c += 1;
         }
-        if ne > 0 && line.get(c) == Some(&b':') && HdrName::parse(&line[..ne]) == HdrName::ContentLength {
+        if ne > 0
+            && line.get(c) == Some(&b':')
+            && HdrName::parse(&line[..ne]) == HdrName::ContentLength
+        {
             let v = match content_length_of(trimmed(&line[c + 1..])) {
                 Ok(v) => v,
                 Err(e) => return Framing::Invalid(e),

@@ -21,11 +21,19 @@ pub(crate) fn line_at(b: &[u8], p: usize) -> (usize, usize) {
     match memchr::memchr(b'\n', b.get(p..).unwrap_or(&[])) {
         Some(off) => {
             let lf = p + off;
-            let end = if lf > p && b[lf - 1] == b'\r' { lf - 1 } else { lf };
+            let end = if lf > p && b[lf - 1] == b'\r' {
+                lf - 1
+            } else {
+                lf
+            };
             (end, lf + 1)
         }
         None => {
-            let end = if b.len() > p && b[b.len() - 1] == b'\r' { b.len() - 1 } else { b.len() };
+            let end = if b.len() > p && b[b.len() - 1] == b'\r' {
+                b.len() - 1
+            } else {
+                b.len()
+            };
             (end.max(p), b.len())
         }
     }
@@ -51,14 +59,25 @@ pub(crate) fn scan_headers(
 ) -> Result<SectionEnd, ParseError> {
     loop {
         if pos >= b.len() {
-            return Ok(SectionEnd { headers_end: b.len(), body_start: b.len(), terminated: false });
+            return Ok(SectionEnd {
+                headers_end: b.len(),
+                body_start: b.len(),
+                terminated: false,
+            });
         }
         let (le, nx) = line_at(b, pos);
         if le == pos {
-            return Ok(SectionEnd { headers_end: pos, body_start: nx, terminated: true });
+            return Ok(SectionEnd {
+                headers_end: pos,
+                body_start: nx,
+                terminated: true,
+            });
         }
         if b[pos] == b' ' || b[pos] == b'\t' {
-            return Err(ParseError::HeaderLine(pos as u32, "continuation line without a header"));
+            return Err(ParseError::HeaderLine(
+                pos as u32,
+                "continuation line without a header",
+            ));
         }
         let mut content_end = le;
         let mut next = nx;

@@ -7,7 +7,10 @@ pub type Params = Vec<(String, Option<String>)>;
 #[inline]
 pub(crate) fn is_token(c: u8) -> bool {
     c.is_ascii_alphanumeric()
-        || matches!(c, b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~')
+        || matches!(
+            c,
+            b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+        )
 }
 
 /// Linear white space inside a header value; CR/LF only occur there as folds.
@@ -114,7 +117,10 @@ pub(crate) fn parse_port(b: &[u8]) -> Option<u16> {
 }
 
 /// Case-insensitive lookup in a parameter list.
-pub(crate) fn find_param<'a>(params: &'a [(String, Option<String>)], name: &str) -> Option<Option<&'a str>> {
+pub(crate) fn find_param<'a>(
+    params: &'a [(String, Option<String>)],
+    name: &str,
+) -> Option<Option<&'a str>> {
     params
         .iter()
         .find(|(n, _)| n.eq_ignore_ascii_case(name))
@@ -154,7 +160,9 @@ pub(crate) fn parse_params(
                 quoted_end(b, vs).ok_or("unterminated quoted parameter value")?
             } else {
                 let mut e = vs;
-                while e < b.len() && !matches!(b[e], b';' | b',' | b'"' | b' ' | b'\t' | b'\r' | b'\n') {
+                while e < b.len()
+                    && !matches!(b[e], b';' | b',' | b'"' | b' ' | b'\t' | b'\r' | b'\n')
+                {
                     e += 1;
                 }
                 e
@@ -168,7 +176,10 @@ pub(crate) fn parse_params(
         };
         out.push((name, value));
         if let Some(p) = pos.as_deref_mut() {
-            p.push(ParamPos { name_start: ns, end });
+            p.push(ParamPos {
+                name_start: ns,
+                end,
+            });
         }
         i = end;
     }

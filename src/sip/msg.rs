@@ -16,8 +16,17 @@ use super::via::Via;
 /// The first line of a message.
 #[derive(Clone, Debug)]
 pub enum StartLine {
-    Request { method: Method, method_span: Span, uri_span: Span, version_span: Span },
-    Response { status: u16, reason_span: Span, version_span: Span },
+    Request {
+        method: Method,
+        method_span: Span,
+        uri_span: Span,
+        version_span: Span,
+    },
+    Response {
+        status: u16,
+        reason_span: Span,
+        version_span: Span,
+    },
 }
 
 /// A parsed SIP message: the raw bytes, a header index, and lazily parsed typed values.
@@ -158,7 +167,11 @@ impl SipMsg {
             (Some(_), _) => Span::new(end.body_start, end.body_start),
             (None, Some(n)) if n as usize > avail => {
                 if strict_body {
-                    return Err(ParseError::Truncated { cl: n, avail: avail as u32 }.in_msg(is_req));
+                    return Err(ParseError::Truncated {
+                        cl: n,
+                        avail: avail as u32,
+                    }
+                    .in_msg(is_req));
                 }
                 Span::new(end.body_start, end.body_start)
             }
@@ -284,7 +297,10 @@ impl SipMsg {
         let n = HdrName::parse(name.as_bytes());
         self.headers.iter().filter(move |h| {
             h.name == n
-                && (n != HdrName::Other || self.slice(h.name_span).eq_ignore_ascii_case(name.as_bytes()))
+                && (n != HdrName::Other
+                    || self
+                        .slice(h.name_span)
+                        .eq_ignore_ascii_case(name.as_bytes()))
         })
     }
 
@@ -333,9 +349,12 @@ impl SipMsg {
         let is_req = self.is_request();
         self.cseq
             .get_or_init(|| {
-                let h = self.single(HdrName::CSeq)?;
-                CSeq::parse(self.value(h))
-            }.map_err(|e| e.in_msg(is_req)))
+                {
+                    let h = self.single(HdrName::CSeq)?;
+                    CSeq::parse(self.value(h))
+                }
+                .map_err(|e| e.in_msg(is_req))
+            })
             .as_ref()
             .map_err(Clone::clone)
     }
@@ -436,7 +455,10 @@ impl SipMsg {
         if star {
             // RFC 3261 §10.2.2: "*" must be the only Contact value.
             if n > 1 || !list.is_empty() {
-                return Err(ParseError::BadValue("Contact", "'*' mixed with other contacts"));
+                return Err(ParseError::BadValue(
+                    "Contact",
+                    "'*' mixed with other contacts",
+                ));
             }
             return Ok(Contacts::Star);
         }

@@ -48,17 +48,28 @@ impl NameAddr {
             if v.get(lt) != Some(&b'<') {
                 return Err(err("missing '<' after display name"));
             }
-            let gt = v[lt..].iter().position(|&c| c == b'>').ok_or(err("missing '>'"))? + lt;
+            let gt = v[lt..]
+                .iter()
+                .position(|&c| c == b'>')
+                .ok_or(err("missing '>'"))?
+                + lt;
             (Some(lossy(&v[1..qe - 1])), &v[lt + 1..gt], gt + 1)
         } else if let Some(lt) = v.iter().position(|&c| c == b'<') {
-            let gt = v[lt..].iter().position(|&c| c == b'>').ok_or(err("missing '>'"))? + lt;
+            let gt = v[lt..]
+                .iter()
+                .position(|&c| c == b'>')
+                .ok_or(err("missing '>'"))?
+                + lt;
             // Unquoted display names with non-token characters (RFC 4475 baddn) are accepted as written.
             let d = trimmed(&v[..lt]);
             let display = if d.is_empty() { None } else { Some(lossy(d)) };
             (display, &v[lt + 1..gt], gt + 1)
         } else {
             // Bare addr-spec: any ';' starts header params (RFC 4475 cparam01).
-            let e = v.iter().position(|&c| c == b';' || is_lws(c)).unwrap_or(v.len());
+            let e = v
+                .iter()
+                .position(|&c| c == b';' || is_lws(c))
+                .unwrap_or(v.len());
             (None, &v[..e], e)
         };
         // Blanks just inside <> are tolerated (RFC 4475 badaspec).
@@ -69,6 +80,11 @@ impl NameAddr {
         if skip_lws(v, end) != v.len() {
             return Err(err("unexpected characters"));
         }
-        Ok(NameAddr { display, uri, uri_text: lossy(uri_bytes), params })
+        Ok(NameAddr {
+            display,
+            uri,
+            uri_text: lossy(uri_bytes),
+            params,
+        })
     }
 }

@@ -18,7 +18,10 @@ fn push_crlf(out: &mut Vec<u8>, b: &[u8]) {
 }
 
 fn same_ip(host: &str, ip: IpAddr) -> bool {
-    let h = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    let h = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
     h.parse::<IpAddr>().is_ok_and(|a| a == ip)
 }
 
@@ -49,24 +52,50 @@ pub fn build_reply(
         if h.name != HdrName::Via {
             continue;
         }
-        let line = Span { start: h.line_span.start, end: h.value_span.end };
+        let line = Span {
+            start: h.line_span.start,
+            end: h.value_span.end,
+        };
         match top.filter(|t| t.header_index == idx) {
             Some(t) => {
                 // RFC 3261 §18.2.1 + RFC 3581 §4: received when sent-by differs or rport was asked for.
-                let rport = t.rport_span.filter(|s| s.start >= t.span.start && s.end <= t.span.end);
+                let rport = t
+                    .rport_span
+                    .filter(|s| s.start >= t.span.start && s.end <= t.span.end);
                 let needs_received =
                     t.received().is_none() && (rport.is_some() || !same_ip(&t.host, src.ip()));
                 let mut pos = line.start;
                 if let Some(r) = rport {
-                    push_crlf(out, Span { start: pos, end: r.start }.get(raw));
+                    push_crlf(
+                        out,
+                        Span {
+                            start: pos,
+                            end: r.start,
+                        }
+                        .get(raw),
+                    );
                     let _ = write!(out, "rport={}", src.port());
                     pos = r.end;
                 }
-                push_crlf(out, Span { start: pos, end: t.span.end }.get(raw));
+                push_crlf(
+                    out,
+                    Span {
+                        start: pos,
+                        end: t.span.end,
+                    }
+                    .get(raw),
+                );
                 if needs_received {
                     let _ = write!(out, ";received={}", src.ip());
                 }
-                push_crlf(out, Span { start: t.span.end.max(pos), end: line.end }.get(raw));
+                push_crlf(
+                    out,
+                    Span {
+                        start: t.span.end.max(pos),
+                        end: line.end,
+                    }
+                    .get(raw),
+                );
             }
             None => push_crlf(out, line.get(raw)),
         }
@@ -74,7 +103,14 @@ pub fn build_reply(
     }
     for n in [HdrName::From, HdrName::To, HdrName::CallId, HdrName::CSeq] {
         let Some(h) = req.first(n) else { continue };
-        push_crlf(out, Span { start: h.line_span.start, end: h.value_span.end }.get(raw));
+        push_crlf(
+            out,
+            Span {
+                start: h.line_span.start,
+                end: h.value_span.end,
+            }
+            .get(raw),
+        );
         if n == HdrName::To && !to_tag.is_empty() {
             let has_tag = match req.to_hdr() {
                 Ok(to) => to.tag().is_some(),

@@ -9,7 +9,10 @@ impl Span {
     /// Builds a span from `usize` offsets; callers guarantee the message is < 4 GiB.
     #[inline]
     pub fn new(start: usize, end: usize) -> Span {
-        Span { start: start as u32, end: end as u32 }
+        Span {
+            start: start as u32,
+            end: end as u32,
+        }
     }
 
     /// Number of bytes covered (0 for an inverted span).
@@ -27,6 +30,7 @@ impl Span {
     /// The bytes of `raw` under this span; empty when the span is out of range.
     #[inline]
     pub fn get<'a>(&self, raw: &'a [u8]) -> &'a [u8] {
-        raw.get(self.start as usize..self.end as usize).unwrap_or(&[])
+        raw.get(self.start as usize..self.end as usize)
+            .unwrap_or(&[])
     }
 }

@@ -55,10 +55,15 @@ fn split_params(s: &[u8], out: &mut Params) {
 impl Uri {
     /// Parses a URI; unknown schemes are accepted as opaque (RFC 4475 unkscm, novelsc).
     pub fn parse(s: &[u8]) -> Result<Uri, ParseError> {
-        let colon = s.iter().position(|&c| c == b':').ok_or(err("missing scheme"))?;
+        let colon = s
+            .iter()
+            .position(|&c| c == b':')
+            .ok_or(err("missing scheme"))?;
         let sch = &s[..colon];
         let valid_scheme = sch.first().is_some_and(u8::is_ascii_alphabetic)
-            && sch.iter().all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'));
+            && sch
+                .iter()
+                .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'));
         if !valid_scheme {
             return Err(err("bad scheme"));
         }
@@ -140,7 +145,16 @@ impl Uri {
             }
             Some(_) => return Err(err("bad host")),
         }
-        Ok(Uri { scheme, user, password, host, port, params, headers, opaque: None })
+        Ok(Uri {
+            scheme,
+            user,
+            password,
+            host,
+            port,
+            params,
+            headers,
+            opaque: None,
+        })
     }
 
     /// URI parameter by case-insensitive name.

@@ -1,5 +1,7 @@
 use super::error::ParseError;
-use super::lex::{find_param, lossy, parse_params, parse_port, skip_lws, token_end, ParamPos, Params};
+use super::lex::{
+    find_param, lossy, parse_params, parse_port, skip_lws, token_end, ParamPos, Params,
+};
 use super::span::Span;
 
 /// One via-parm.
@@ -28,9 +30,17 @@ fn err(why: &'static str) -> ParseError {
 /// Returns the end of a host (`[v6]` or hostname) starting at `i`.
 pub(crate) fn host_end(b: &[u8], i: usize) -> Result<usize, &'static str> {
     if b.get(i) == Some(&b'[') {
-        let close = b[i..].iter().position(|&c| c == b']').ok_or("unterminated IPv6 reference")? + i;
+        let close = b[i..]
+            .iter()
+            .position(|&c| c == b']')
+            .ok_or("unterminated IPv6 reference")?
+            + i;
         let inner = &b[i + 1..close];
-        if inner.is_empty() || !inner.iter().all(|&c| c.is_ascii_hexdigit() || c == b':' || c == b'.') {
+        if inner.is_empty()
+            || !inner
+                .iter()
+                .all(|&c| c.is_ascii_hexdigit() || c == b':' || c == b'.')
+        {
             return Err("bad IPv6 reference");
         }
         return Ok(close + 1);

@@ -19,7 +19,15 @@ use crate::sip::{Contacts, HdrName, Method, ParseError, Scheme, SipMsg};
 fn msg(raw: &'static [u8]) -> SipMsg {
     let m = SipMsg::parse(Bytes::from_static(raw)).unwrap_or_else(|e| panic!("parse: {e}"));
     // Touch every accessor: none may panic, whatever validate says.
-    let _ = (m.cseq(), m.vias(), m.from_hdr(), m.to_hdr(), m.ruri(), m.contacts(), m.max_forwards());
+    let _ = (
+        m.cseq(),
+        m.vias(),
+        m.from_hdr(),
+        m.to_hdr(),
+        m.ruri(),
+        m.contacts(),
+        m.max_forwards(),
+    );
     m
 }
 
@@ -34,7 +42,14 @@ fn outcome(raw: &'static [u8]) -> Option<ParseError> {
     match SipMsg::parse(Bytes::from_static(raw)) {
         Err(e) => Some(e),
         Ok(m) => {
-            let _ = (m.cseq(), m.vias(), m.from_hdr(), m.to_hdr(), m.ruri(), m.contacts());
+            let _ = (
+                m.cseq(),
+                m.vias(),
+                m.from_hdr(),
+                m.to_hdr(),
+                m.ruri(),
+                m.contacts(),
+            );
             m.validate().err()
         }
     }
@@ -98,14 +113,19 @@ mod rfc4475 {
         let from = m.from_hdr().unwrap();
         assert_eq!(from.tag(), Some("98asjd8"));
         assert_eq!(from.display.as_deref(), Some("J Rosenberg \\\\\\\""));
-        let Contacts::List(c) = m.contacts().unwrap() else { panic!() };
+        let Contacts::List(c) = m.contacts().unwrap() else {
+            panic!()
+        };
         assert_eq!(c.len(), 1);
         assert_eq!(c[0].param("newparam"), Some(Some("newvalue")));
         assert_eq!(c[0].param("secondparam"), Some(None));
         assert_eq!(c[0].param("q"), Some(Some("0.33")));
         assert_eq!(m.body().len(), 150);
         assert_eq!(m.ruri().unwrap().param("unknownparam"), Some(None));
-        let odd = m.find_by_name("unknownheaderwithunusualvalue").next().unwrap();
+        let odd = m
+            .find_by_name("unknownheaderwithunusualvalue")
+            .next()
+            .unwrap();
         assert_eq!(m.value(odd), b";;,,;;,;");
         let s = m.first(HdrName::Subject).unwrap();
         assert!(m.value(s).is_empty());
@@ -115,21 +135,44 @@ mod rfc4475 {
     fn intmeth_details() {
         let m = valid(dat!("rfc4475", "intmeth"));
         assert_eq!(m.method(), Method::Other);
-        assert_eq!(m.method_str(), "!interesting-Method0123456789_*+`.%indeed'~");
+        assert_eq!(
+            m.method_str(),
+            "!interesting-Method0123456789_*+`.%indeed'~"
+        );
         let u = m.ruri().unwrap();
-        assert_eq!(u.user.as_deref(), Some("1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*"));
-        assert_eq!(u.password.as_deref(), Some("&it+has=1,weird!*pas$wo~d_too.(doesn't-it)"));
+        assert_eq!(
+            u.user.as_deref(),
+            Some("1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*")
+        );
+        assert_eq!(
+            u.password.as_deref(),
+            Some("&it+has=1,weird!*pas$wo~d_too.(doesn't-it)")
+        );
         assert_eq!(u.host, "example.com");
-        assert!(m.to_hdr().unwrap().display.as_deref().unwrap().contains('\0'));
-        assert_eq!(m.from_hdr().unwrap().display.as_deref(), Some("token1~` token2'+_ token3*%!.-"));
+        assert!(m
+            .to_hdr()
+            .unwrap()
+            .display
+            .as_deref()
+            .unwrap()
+            .contains('\0'));
+        assert_eq!(
+            m.from_hdr().unwrap().display.as_deref(),
+            Some("token1~` token2'+_ token3*%!.-")
+        );
     }
 
     #[test]
     fn esc01() {
         let m = valid(dat!("rfc4475", "esc01"));
-        assert_eq!(m.ruri().unwrap().user.as_deref(), Some("sips%3Auser%40example.com"));
+        assert_eq!(
+            m.ruri().unwrap().user.as_deref(),
+            Some("sips%3Auser%40example.com")
+        );
         assert_eq!(m.to_hdr().unwrap().uri.user.as_deref(), Some("%75se%72"));
-        let Contacts::List(c) = m.contacts().unwrap() else { panic!() };
+        let Contacts::List(c) = m.contacts().unwrap() else {
+            panic!()
+        };
         // Kept escaped: a single later unescape yields "value%41", never "valueA".
         assert_eq!(c[0].uri.param("n%61me"), Some(Some("v%61lue%25%34%31")));
         assert_eq!(c[0].uri.user.as_deref(), Some("cal%6Cer"));
@@ -138,11 +181,16 @@ mod rfc4475 {
     #[test]
     fn escnull() {
         let m = valid(dat!("rfc4475", "escnull"));
-        let Contacts::List(c) = m.contacts().unwrap() else { panic!() };
+        let Contacts::List(c) = m.contacts().unwrap() else {
+            panic!()
+        };
         assert_eq!(c.len(), 2);
         assert_eq!(c[0].uri.user.as_deref(), Some("%00"));
         assert_eq!(c[1].uri.user.as_deref(), Some("%00%00"));
-        assert_eq!(m.to_hdr().unwrap().uri.user.as_deref(), Some("null-%00-null"));
+        assert_eq!(
+            m.to_hdr().unwrap().uri.user.as_deref(),
+            Some("null-%00-null")
+        );
     }
 
     #[test]
@@ -150,7 +198,9 @@ mod rfc4475 {
         let m = valid(dat!("rfc4475", "esc02"));
         assert_eq!(m.method(), Method::Other);
         assert_eq!(m.method_str(), "RE%47IST%45R");
-        let Contacts::List(c) = m.contacts().unwrap() else { panic!() };
+        let Contacts::List(c) = m.contacts().unwrap() else {
+            panic!()
+        };
         assert_eq!(c.len(), 2);
         assert_eq!(m.to_hdr().unwrap().display.as_deref(), Some("%Z%45"));
         assert_eq!(m.find_by_name("C%6Fntact").count(), 1);
@@ -199,7 +249,9 @@ mod rfc4475 {
     #[test]
     fn cparam01() {
         let m = valid(dat!("rfc4475", "cparam01"));
-        let Contacts::List(c) = m.contacts().unwrap() else { panic!() };
+        let Contacts::List(c) = m.contacts().unwrap() else {
+            panic!()
+        };
         assert_eq!(c[0].param("unknownparam"), Some(None));
         assert_eq!(c[0].uri.param("unknownparam"), None);
     }
@@ -207,7 +259,9 @@ mod rfc4475 {
     #[test]
     fn cparam02() {
         let m = valid(dat!("rfc4475", "cparam02"));
-        let Contacts::List(c) = m.contacts().unwrap() else { panic!() };
+        let Contacts::List(c) = m.contacts().unwrap() else {
+            panic!()
+        };
         assert_eq!(c[0].param("unknownparam"), None);
         assert_eq!(c[0].uri.param("unknownparam"), Some(None));
     }
@@ -215,7 +269,9 @@ mod rfc4475 {
     #[test]
     fn regescrt_keeps_uri_header() {
         let m = valid(dat!("rfc4475", "regescrt"));
-        let Contacts::List(c) = m.contacts().unwrap() else { panic!() };
+        let Contacts::List(c) = m.contacts().unwrap() else {
+            panic!()
+        };
         assert!(c[0].uri.headers.as_deref().unwrap().starts_with("Route="));
     }
 
@@ -227,7 +283,10 @@ mod rfc4475 {
 
     #[test]
     fn zeromf_value() {
-        assert_eq!(valid(dat!("rfc4475", "zeromf")).max_forwards().unwrap(), Some(0));
+        assert_eq!(
+            valid(dat!("rfc4475", "zeromf")).max_forwards().unwrap(),
+            Some(0)
+        );
     }
 
     #[test]
@@ -235,7 +294,10 @@ mod rfc4475 {
         let m = valid(dat!("rfc4475", "baddn"));
         assert!(!m.headers_terminated());
         assert_eq!(m.headers_end() as usize, m.raw().len());
-        assert_eq!(m.from_hdr().unwrap().display.as_deref(), Some("Bell, Alexander"));
+        assert_eq!(
+            m.from_hdr().unwrap().display.as_deref(),
+            Some("Bell, Alexander")
+        );
     }
 
     #[test]
@@ -262,7 +324,11 @@ mod rfc4475 {
 
     #[test]
     fn body_errors_can_still_be_answered() {
-        let all: [&'static [u8]; 3] = [dat!("rfc4475", "clerr"), dat!("rfc4475", "ncl"), dat!("rfc4475", "mcl01")];
+        let all: [&'static [u8]; 3] = [
+            dat!("rfc4475", "clerr"),
+            dat!("rfc4475", "ncl"),
+            dat!("rfc4475", "mcl01"),
+        ];
         for raw in all {
             let e = SipMsg::parse(Bytes::from_static(raw)).unwrap_err();
             assert_eq!(e.reply_status(), Some((400, "Bad Request")));
@@ -289,11 +355,17 @@ mod rfc5118 {
         };
     }
 
-    valid_named!(ipv6_good = "ipv6-good", port_unambiguous_valid = "port-unambiguous",
+    valid_named!(
+        ipv6_good = "ipv6-good",
+        port_unambiguous_valid = "port-unambiguous",
         via_received_with_delim = "via-received-param-with-delim",
-        via_received_no_delim = "via-received-param-no-delim", mult_ip_in_header = "mult-ip-in-header",
-        ipv4_mapped_ipv6 = "ipv4-mapped-ipv6", ipv6_bug_abnf_3_colons = "ipv6-bug-abnf-3-colons",
-        ipv6_correct_abnf_2_colons = "ipv6-correct-abnf-2-colons", port_ambiguous_valid = "port-ambiguous");
+        via_received_no_delim = "via-received-param-no-delim",
+        mult_ip_in_header = "mult-ip-in-header",
+        ipv4_mapped_ipv6 = "ipv4-mapped-ipv6",
+        ipv6_bug_abnf_3_colons = "ipv6-bug-abnf-3-colons",
+        ipv6_correct_abnf_2_colons = "ipv6-correct-abnf-2-colons",
+        port_ambiguous_valid = "port-ambiguous"
+    );
 
     #[test]
     fn ipv6_bad() {
@@ -352,7 +424,10 @@ mod rfc5118 {
     #[test]
     fn ipv6_in_sdp() {
         let raw = f!("ipv6-in-sdp");
-        assert!(matches!(rejected(raw, Some(400)), ParseError::Truncated { cl: 268, .. }));
+        assert!(matches!(
+            rejected(raw, Some(400)),
+            ParseError::Truncated { cl: 268, .. }
+        ));
         let m = SipMsg::parse(fixed_cl(raw)).unwrap();
         m.validate().unwrap();
         assert!(m.body().starts_with(b"v=0"));
@@ -361,7 +436,10 @@ mod rfc5118 {
     #[test]
     fn mult_ip_in_sdp() {
         let raw = f!("mult-ip-in-sdp");
-        assert!(matches!(rejected(raw, Some(400)), ParseError::Truncated { cl: 181, .. }));
+        assert!(matches!(
+            rejected(raw, Some(400)),
+            ParseError::Truncated { cl: 181, .. }
+        ));
         let m = SipMsg::parse(fixed_cl(raw)).unwrap();
         m.validate().unwrap();
     }

@@ -3,8 +3,8 @@ use std::net::SocketAddr;
 use bytes::Bytes;
 
 use crate::sip::{
-    build_reply, frame, Contacts, Edits, Framing, HdrName, Method, NameAddr, ParseError, Scheme, SipMsg, Span,
-    StartLine, Uri,
+    build_reply, frame, Contacts, Edits, Framing, HdrName, Method, NameAddr, ParseError, Scheme,
+    SipMsg, Span, StartLine, Uri,
 };
 
 fn parse(s: &[u8]) -> SipMsg {
@@ -66,8 +66,14 @@ fn basic_request() {
     assert_eq!(m.ruri_bytes(), b"sip:bob@example.com");
     assert_eq!(m.version(), b"SIP/2.0");
     assert_eq!(m.call_id(), Some("call-1@10.0.0.1"));
-    assert_eq!(m.first_header_offset() as usize, INVITE.iter().position(|&c| c == b'\n').unwrap() + 1);
-    assert_eq!(&INVITE[m.headers_end() as usize..m.headers_end() as usize + 2], b"\r\n");
+    assert_eq!(
+        m.first_header_offset() as usize,
+        INVITE.iter().position(|&c| c == b'\n').unwrap() + 1
+    );
+    assert_eq!(
+        &INVITE[m.headers_end() as usize..m.headers_end() as usize + 2],
+        b"\r\n"
+    );
     assert_eq!(m.body(), b"\x00\xff\r\n");
     assert_eq!(m.content_length(), Some(4));
     assert_eq!(m.find_by_name("Via").count(), 2);
@@ -87,10 +93,15 @@ fn comma_joined_via_and_contact() {
     assert_eq!(v[0].rport(), Some(None));
     assert_eq!(v[0].port, Some(5060));
     assert_eq!(v[1].header_index, v[2].header_index);
-    assert_eq!(m.slice(v[1].span), b"SIP/2.0/TCP proxy.example.com;branch=z9hG4bK2");
+    assert_eq!(
+        m.slice(v[1].span),
+        b"SIP/2.0/TCP proxy.example.com;branch=z9hG4bK2"
+    );
     assert_eq!(v[2].host, "[2001:db8::1]");
     assert_eq!(v[2].port, Some(5070));
-    let Contacts::List(c) = m.contacts().unwrap() else { panic!() };
+    let Contacts::List(c) = m.contacts().unwrap() else {
+        panic!()
+    };
     assert_eq!(c.len(), 2);
     assert_eq!(c[0].param("expires"), Some(Some("60")));
     assert_eq!(c[1].display.as_deref(), Some("A, B"));
@@ -142,10 +153,19 @@ fn response_parsing() {
 
 #[test]
 fn parse_errors() {
-    assert!(matches!(SipMsg::parse(Bytes::new()), Err(ParseError::Empty)));
-    assert!(matches!(SipMsg::parse(Bytes::from_static(b"\r\n\r\n")), Err(ParseError::Empty)));
+    assert!(matches!(
+        SipMsg::parse(Bytes::new()),
+        Err(ParseError::Empty)
+    ));
+    assert!(matches!(
+        SipMsg::parse(Bytes::from_static(b"\r\n\r\n")),
+        Err(ParseError::Empty)
+    ));
     assert!(SipMsg::parse(Bytes::from_static(b"INVITE sip:a@b\r\n\r\n")).is_err());
-    let e = SipMsg::parse(Bytes::from_static(b"INVITE sip:a@b SIP/2.0\r\nNoColon\r\n\r\n")).unwrap_err();
+    let e = SipMsg::parse(Bytes::from_static(
+        b"INVITE sip:a@b SIP/2.0\r\nNoColon\r\n\r\n",
+    ))
+    .unwrap_err();
     assert_eq!(e.reply_status(), Some((400, "Bad Request")));
     let e = SipMsg::parse(Bytes::from_static(b"SIP/2.0 200 OK\r\nl: x\r\n\r\n")).unwrap_err();
     assert_eq!(e.reply_status(), None);
@@ -166,12 +186,24 @@ fn uri_parsing() {
     assert_eq!(u.param("LR"), Some(None));
     assert_eq!(u.headers.as_deref(), Some("Subject=x"));
     assert_eq!(u.host_port(), "[::1]:5061");
-    assert_eq!(u.to_string(), "sips:alice:pw@[::1]:5061;transport=TLS;lr?Subject=x");
+    assert_eq!(
+        u.to_string(),
+        "sips:alice:pw@[::1]:5061;transport=TLS;lr?Subject=x"
+    );
     let t = Uri::parse(b"tel:+1-555;phone-context=x").unwrap();
     assert_eq!(t.scheme, Scheme::Tel);
     assert_eq!(t.opaque.as_deref(), Some("+1-555;phone-context=x"));
     assert_eq!(t.to_string(), "tel:+1-555;phone-context=x");
-    for bad in [&b"sip:"[..], b"<sip:a@b>", b"sip:a@b c", b"sip:@b", b"sip:a@b:99999", b"sip:a@[::1", b"nocolon", b"sip:a@b:"] {
+    for bad in [
+        &b"sip:"[..],
+        b"<sip:a@b>",
+        b"sip:a@b c",
+        b"sip:@b",
+        b"sip:a@b:99999",
+        b"sip:a@[::1",
+        b"nocolon",
+        b"sip:a@b:",
+    ] {
         assert!(Uri::parse(bad).is_err(), "{}", String::from_utf8_lossy(bad));
     }
 }
@@ -238,7 +270,10 @@ fn framing_several_messages_and_partial_reads() {
     assert_eq!(buf.len() - off, 10);
     // Byte-by-byte arrival: every prefix needs more, the full message frames exactly.
     for i in 1..STREAM_MSG.len() {
-        assert!(matches!(frame(&STREAM_MSG[..i]), Framing::Need), "prefix {i}");
+        assert!(
+            matches!(frame(&STREAM_MSG[..i]), Framing::Need),
+            "prefix {i}"
+        );
     }
     assert!(matches!(frame(STREAM_MSG), Framing::Message(n) if n == STREAM_MSG.len()));
 }
@@ -248,12 +283,26 @@ fn framing_edge_cases() {
     assert!(matches!(frame(b""), Framing::Need));
     assert!(matches!(frame(b"\r\n"), Framing::Skip(2)));
     // No Content-Length on a stream: empty body.
-    assert!(matches!(frame(b"OPTIONS sip:a SIP/2.0\n\nNEXT"), Framing::Message(23)));
-    assert!(matches!(frame(b"OPTIONS sip:a SIP/2.0\r\nl: -1\r\n\r\n"), Framing::Invalid(_)));
-    assert!(matches!(frame(b"OPTIONS sip:a SIP/2.0\r\nl: 1\r\nl: 2\r\n\r\n"), Framing::Invalid(_)));
-    assert!(matches!(frame(b"OPTIONS sip:a SIP/2.0\r\nl: zz\r\n\r\n"), Framing::Invalid(_)));
+    assert!(matches!(
+        frame(b"OPTIONS sip:a SIP/2.0\n\nNEXT"),
+        Framing::Message(23)
+    ));
+    assert!(matches!(
+        frame(b"OPTIONS sip:a SIP/2.0\r\nl: -1\r\n\r\n"),
+        Framing::Invalid(_)
+    ));
+    assert!(matches!(
+        frame(b"OPTIONS sip:a SIP/2.0\r\nl: 1\r\nl: 2\r\n\r\n"),
+        Framing::Invalid(_)
+    ));
+    assert!(matches!(
+        frame(b"OPTIONS sip:a SIP/2.0\r\nl: zz\r\n\r\n"),
+        Framing::Invalid(_)
+    ));
     // A broken header elsewhere still leaves framing by Content-Length intact.
-    assert!(matches!(frame(b"X sip:a SIP/2.0\r\n@@@\r\nl:\r\n 2\r\n\r\nab"), Framing::Message(n) if n == 34));
+    assert!(
+        matches!(frame(b"X sip:a SIP/2.0\r\n@@@\r\nl:\r\n 2\r\n\r\nab"), Framing::Message(n) if n == 34)
+    );
     let big = vec![b'a'; 70 * 1024];
     assert!(matches!(frame(&big), Framing::Invalid(_)));
 }
@@ -304,7 +353,10 @@ fn edits_combinations() {
 fn forward_edit_on_message() {
     let m = parse(INVITE);
     let mut e = Edits::default();
-    e.insert(m.first_header_offset(), "Via: SIP/2.0/UDP me;branch=z9hG4bKnew\r\n");
+    e.insert(
+        m.first_header_offset(),
+        "Via: SIP/2.0/UDP me;branch=z9hG4bKnew\r\n",
+    );
     e.replace(m.uri_span().unwrap(), "sip:bob@10.9.9.9");
     let mf = m.first(HdrName::MaxForwards).unwrap();
     e.replace(mf.value_span, "69");
@@ -323,8 +375,20 @@ fn forward_edit_on_message() {
 fn reply(req: &[u8], src: &str, tag: &str) -> SipMsg {
     let m = parse(req);
     let mut out = Vec::new();
-    build_reply(&m, src.parse::<SocketAddr>().unwrap(), 404, "Not Found", tag, b"X-A: 1\r\n", b"ab", &mut out);
-    assert!(!out.windows(2).any(|w| w[1] == b'\n' && w[0] != b'\r'), "bare LF in output");
+    build_reply(
+        &m,
+        src.parse::<SocketAddr>().unwrap(),
+        404,
+        "Not Found",
+        tag,
+        b"X-A: 1\r\n",
+        b"ab",
+        &mut out,
+    );
+    assert!(
+        !out.windows(2).any(|w| w[1] == b'\n' && w[0] != b'\r'),
+        "bare LF in output"
+    );
     SipMsg::parse(Bytes::from(out)).unwrap()
 }
 
@@ -365,7 +429,16 @@ fn reply_to_partially_valid_request() {
     let req = b"INVITE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;;\r\nCall-ID: x\r\n\r\n";
     let m = parse(req);
     let mut out = Vec::new();
-    build_reply(&m, "[2001:db8::1]:5060".parse().unwrap(), 400, "Bad\r\nRequest", "t", b"", b"", &mut out);
+    build_reply(
+        &m,
+        "[2001:db8::1]:5060".parse().unwrap(),
+        400,
+        "Bad\r\nRequest",
+        "t",
+        b"",
+        b"",
+        &mut out,
+    );
     assert_eq!(
         out,
         b"SIP/2.0 400 BadRequest\r\nVia: SIP/2.0/UDP h;;\r\nCall-ID: x\r\nContent-Length: 0\r\n\r\n"
