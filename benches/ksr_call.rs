@@ -17,12 +17,24 @@ const OPTIONS: &[u8] = b"OPTIONS sip:127.0.0.1:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 
 
 fn bench(c: &mut Criterion) {
     let cfg = Config::from_str(EMBEDDED_DEFAULT, "<bench>", Path::new(".")).unwrap();
-    let core = Arc::new(Core::new(cfg, Sender::new(Vec::new(), TcpHandle::disabled()), &[]));
+    let core = Arc::new(Core::new(
+        cfg,
+        Sender::new(Vec::new(), TcpHandle::disabled()),
+        &[],
+    ));
     init_python();
     let mut ctx = Box::new(RouteCtx::new(core));
     set_current(&mut ctx);
-    let ep = Endpoint { proto: Proto::Udp, remote: "127.0.0.1:5070".parse().unwrap(), local: "127.0.0.1:5060".parse().unwrap() };
-    ctx.begin(RouteKind::Request, SipMsg::parse(Bytes::from_static(OPTIONS)).unwrap(), ep);
+    let ep = Endpoint {
+        proto: Proto::Udp,
+        remote: "127.0.0.1:5070".parse().unwrap(),
+        local: "127.0.0.1:5060".parse().unwrap(),
+    };
+    ctx.begin(
+        RouteKind::Request,
+        SipMsg::parse(Bytes::from_static(OPTIONS)).unwrap(),
+        ep,
+    );
     Python::attach(|py| {
         let m = PyModule::from_code(
             py,
@@ -36,9 +48,15 @@ fn bench(c: &mut Criterion) {
         let noop = m.getattr("noop").unwrap();
         let ten = m.getattr("ten").unwrap();
         c.bench_function("python call (no KSR)", |b| b.iter(|| noop.call0().unwrap()));
-        c.bench_function("KSR.is_OPTIONS() from Python", |b| b.iter(|| one.call0().unwrap()));
-        c.bench_function("10x KSR.is_OPTIONS() in a Python loop", |b| b.iter(|| ten.call0().unwrap()));
-        c.bench_function("KSR.pv.get('$rm') from Python", |b| b.iter(|| pv.call0().unwrap()));
+        c.bench_function("KSR.is_OPTIONS() from Python", |b| {
+            b.iter(|| one.call0().unwrap())
+        });
+        c.bench_function("10x KSR.is_OPTIONS() in a Python loop", |b| {
+            b.iter(|| ten.call0().unwrap())
+        });
+        c.bench_function("KSR.pv.get('$rm') from Python", |b| {
+            b.iter(|| pv.call0().unwrap())
+        });
     });
 }
 

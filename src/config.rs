@@ -15,11 +15,18 @@ pub const EMBEDDED_DEFAULT: &str = include_str!("../ksrd.toml");
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{file}: cannot read: {source}")]
-    Read { file: String, source: std::io::Error },
+    Read {
+        file: String,
+        source: std::io::Error,
+    },
     #[error("{file}: {msg}")]
     Parse { file: String, msg: String },
     #[error("{file}: key `{key}`: {msg}")]
-    Value { file: String, key: String, msg: String },
+    Value {
+        file: String,
+        key: String,
+        msg: String,
+    },
 }
 
 /// What to do when a route raises an exception.
@@ -130,7 +137,9 @@ fn default_level() -> String {
 }
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig { level: default_level() }
+        LogConfig {
+            level: default_level(),
+        }
     }
 }
 
@@ -169,11 +178,19 @@ impl Config {
     /// Load and validate a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { file: file.clone(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            file: file.clone(),
+            source,
+        })?;
         let base = path
             .parent()
-            .map(|p| if p.as_os_str().is_empty() { Path::new(".") } else { p })
+            .map(|p| {
+                if p.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    p
+                }
+            })
             .unwrap_or(Path::new("."));
         Self::from_str(&text, &file, base)
     }
@@ -195,7 +212,10 @@ impl Config {
             listen.push(la);
         }
         if listen.is_empty() {
-            return Err(verr("listen", "at least one listen address is needed".into()));
+            return Err(verr(
+                "listen",
+                "at least one listen address is needed".into(),
+            ));
         }
         if !listen.iter().any(|l| l.proto == Proto::Udp) {
             // Without UDP there is nothing for the run-to-completion workers to read; TCP still works.
@@ -206,13 +226,25 @@ impl Config {
             alias.push(parse_alias(a).map_err(|m| verr(&format!("alias[{i}]"), m))?);
         }
         if raw.workers == 0 || raw.workers > 64 {
-            return Err(verr("workers", format!("must be 1..=64, got {}", raw.workers)));
+            return Err(verr(
+                "workers",
+                format!("must be 1..=64, got {}", raw.workers),
+            ));
         }
-        let abs = |p: &Path| if p.is_absolute() { p.to_path_buf() } else { base.join(p) };
+        let abs = |p: &Path| {
+            if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                base.join(p)
+            }
+        };
         let mut script = raw.script.clone();
         script.file = abs(&script.file);
         if script.file.extension().and_then(|e| e.to_str()) != Some("py") {
-            return Err(verr("script.file", format!("must name a .py file, got {}", script.file.display())));
+            return Err(verr(
+                "script.file",
+                format!("must name a .py file, got {}", script.file.display()),
+            ));
         }
         let rpc_http = match raw.rpc.listen.as_deref() {
             None | Some("") => None,
@@ -222,7 +254,12 @@ impl Config {
                     .map_err(|_| verr("rpc.listen", format!("not an ip:port address: {s:?}")))?,
             ),
         };
-        let rpc_socket = raw.rpc.socket.as_deref().filter(|p| !p.as_os_str().is_empty()).map(abs);
+        let rpc_socket = raw
+            .rpc
+            .socket
+            .as_deref()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(abs);
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&raw.log.level) {
             return Err(verr("log.level", e.to_string()));
         }
@@ -232,7 +269,12 @@ impl Config {
                 toml::Value::String(s) => s,
                 toml::Value::Integer(i) => i.to_string(),
                 toml::Value::Boolean(b) => (b as i32).to_string(),
-                other => return Err(verr(&format!("define.{k}"), format!("must be a string or integer, got {}", other.type_str()))),
+                other => {
+                    return Err(verr(
+                        &format!("define.{k}"),
+                        format!("must be a string or integer, got {}", other.type_str()),
+                    ))
+                }
             };
             defines.insert(k, s);
         }
@@ -280,7 +322,10 @@ fn parse_alias(a: &str) -> Result<(String, Option<u16>), String> {
         return Ok((format!("[{host}]"), port));
     }
     match a.rsplit_once(':') {
-        Some((h, p)) if !h.contains(':') => Ok((h.to_ascii_lowercase(), Some(p.parse().map_err(|_| format!("bad port {p:?}"))?))),
+        Some((h, p)) if !h.contains(':') => Ok((
+            h.to_ascii_lowercase(),
+            Some(p.parse().map_err(|_| format!("bad port {p:?}"))?),
+        )),
         _ => Ok((a.to_ascii_lowercase(), None)),
     }
 }
@@ -298,23 +343,41 @@ mod tests {
 
     #[test]
     fn unknown_key_names_key_and_file() {
-        let e = Config::from_str("listen = [\"udp:127.0.0.1:5060\"]\nfoo = 1\n", "my.toml", Path::new(".")).unwrap_err();
+        let e = Config::from_str(
+            "listen = [\"udp:127.0.0.1:5060\"]\nfoo = 1\n",
+            "my.toml",
+            Path::new("."),
+        )
+        .unwrap_err();
         let s = e.to_string();
         assert!(s.contains("my.toml") && s.contains("foo"), "{s}");
     }
 
     #[test]
     fn bad_value_names_key() {
-        let e = Config::from_str("workers = \"x\"\n", "my.toml", Path::new(".")).unwrap_err().to_string();
+        let e = Config::from_str("workers = \"x\"\n", "my.toml", Path::new("."))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("my.toml") && e.contains("workers"), "{e}");
-        let e = Config::from_str("listen = [\"udp:nowhere\"]\n", "my.toml", Path::new(".")).unwrap_err().to_string();
+        let e = Config::from_str("listen = [\"udp:nowhere\"]\n", "my.toml", Path::new("."))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("listen[0]"), "{e}");
     }
 
     #[test]
     fn aliases() {
-        assert_eq!(parse_alias("Example.COM").unwrap(), ("example.com".into(), None));
-        assert_eq!(parse_alias("udp:example.com:5070").unwrap(), ("example.com".into(), Some(5070)));
-        assert_eq!(parse_alias("[::1]:5060").unwrap(), ("[::1]".into(), Some(5060)));
+        assert_eq!(
+            parse_alias("Example.COM").unwrap(),
+            ("example.com".into(), None)
+        );
+        assert_eq!(
+            parse_alias("udp:example.com:5070").unwrap(),
+            ("example.com".into(), Some(5070))
+        );
+        assert_eq!(
+            parse_alias("[::1]:5060").unwrap(),
+            ("[::1]".into(), Some(5060))
+        );
     }
 }

@@ -18,11 +18,16 @@ struct Opts {
 }
 
 fn parse_args() -> Result<Option<Opts>, String> {
-    let mut o = Opts { config: None, check: false };
+    let mut o = Opts {
+        config: None,
+        check: false,
+    };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
-            "--config" | "-f" => o.config = Some(args.next().ok_or("--config needs a file")?.into()),
+            "--config" | "-f" => {
+                o.config = Some(args.next().ok_or("--config needs a file")?.into())
+            }
             s if s.starts_with("--config=") => o.config = Some(s["--config=".len()..].into()),
             "--check" | "-c" => o.check = true,
             "--version" | "-V" | "-v" => {
@@ -58,7 +63,9 @@ fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
 fn init_logging(level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("KSRD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr)
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .init();
@@ -87,7 +94,11 @@ fn main() -> ExitCode {
     if opts.check {
         return match ksrd::server::check_script(&cfg) {
             Ok(()) => {
-                eprintln!("ksrd: {}: config OK; route script {} OK", cfg.file, cfg.script.file.display());
+                eprintln!(
+                    "ksrd: {}: config OK; route script {} OK",
+                    cfg.file,
+                    cfg.script.file.display()
+                );
                 ExitCode::SUCCESS
             }
             Err(e) => {

@@ -28,7 +28,10 @@ pub enum StartError {
 /// Validate the route script like `kamailio -c`: compile it and run `mod_init()` (no sockets).
 pub fn check_script(cfg: &Config) -> Result<(), String> {
     init_python();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
     let core = rt.block_on(async {
         let tcp = tcp::TcpHandle::disabled();
         Arc::new(Core::new(cfg.clone(), Sender::new(Vec::new(), tcp), &[]))
@@ -47,7 +50,9 @@ pub fn run(cfg: Config) -> Result<(), StartError> {
     let mut tcp_addrs = Vec::new();
     for l in &cfg.listen {
         match l.proto {
-            Proto::Udp => udp_socks.push(udp::bind(l.addr).map_err(|e| StartError::Bind(e.to_string()))?),
+            Proto::Udp => {
+                udp_socks.push(udp::bind(l.addr).map_err(|e| StartError::Bind(e.to_string()))?)
+            }
             Proto::Tcp => tcp_addrs.push(l.addr),
         }
     }
@@ -78,7 +83,10 @@ pub fn run(cfg: Config) -> Result<(), StartError> {
     let tcp = rt
         .block_on(tcp::start(&tcp_addrs, deliver))
         .map_err(|e| StartError::Bind(e.to_string()))?;
-    let mut bound: Vec<SocketAddr> = udp_socks.iter().filter_map(|s| s.local_addr().ok()).collect();
+    let mut bound: Vec<SocketAddr> = udp_socks
+        .iter()
+        .filter_map(|s| s.local_addr().ok())
+        .collect();
     bound.extend(tcp.listen_addr(true));
     bound.extend(tcp.listen_addr(false));
     let sender = Sender::new(udp_socks.clone(), tcp);
@@ -95,7 +103,12 @@ pub fn run(cfg: Config) -> Result<(), StartError> {
     }
     let reloader = reload::start(core.clone(), host.clone());
     let _watch = if cfg.script.watch {
-        let dir = cfg.script.file.parent().map(|p| p.to_path_buf()).unwrap_or_default();
+        let dir = cfg
+            .script
+            .file
+            .parent()
+            .map(|p| p.to_path_buf())
+            .unwrap_or_default();
         match reload::watch(&dir, reloader.clone()) {
             Ok(w) => Some(w),
             Err(e) => {
@@ -112,7 +125,9 @@ pub fn run(cfg: Config) -> Result<(), StartError> {
     script_rpc::register(&mut reg, reloader);
     let reg = Arc::new(reg);
     if let Some(addr) = cfg.rpc_http {
-        let l = rt.block_on(tokio::net::TcpListener::bind(addr)).map_err(|e| StartError::Bind(format!("rpc http {addr}: {e}")))?;
+        let l = rt
+            .block_on(tokio::net::TcpListener::bind(addr))
+            .map_err(|e| StartError::Bind(format!("rpc http {addr}: {e}")))?;
         rt.spawn(crate::rpc::serve_http(l, reg.clone()));
         tracing::info!(%addr, "JSON-RPC over HTTP");
     }
@@ -121,7 +136,8 @@ pub fn run(cfg: Config) -> Result<(), StartError> {
         let _ = std::fs::remove_file(path);
         let l = {
             let _e = rt.enter();
-            tokio::net::UnixListener::bind(path).map_err(|e| StartError::Bind(format!("rpc socket {}: {e}", path.display())))?
+            tokio::net::UnixListener::bind(path)
+                .map_err(|e| StartError::Bind(format!("rpc socket {}: {e}", path.display())))?
         };
         rt.spawn(crate::rpc::serve_unix(l, reg.clone()));
         tracing::info!(path = %path.display(), "JSON-RPC over unix socket");

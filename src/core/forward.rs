@@ -45,18 +45,26 @@ pub fn resolve(uri: &Uri) -> Result<(Proto, SocketAddr), FwdError> {
         None => Proto::Udp,
         Some(t) => Proto::parse(t).ok_or_else(|| FwdError::Transport(t.to_string()))?,
     };
-    let port = uri.port.unwrap_or(if uri.scheme == Scheme::Sips { 5061 } else { 5060 });
+    let port = uri.port.unwrap_or(if uri.scheme == Scheme::Sips {
+        5061
+    } else {
+        5060
+    });
     Ok((proto, resolve_host(&uri.host, port)?))
 }
 
 /// Address of `host:port`; literal IPs need no lookup.
 pub fn resolve_host(host: &str, port: u16) -> Result<SocketAddr, FwdError> {
-    let h = host.strip_prefix('[').and_then(|x| x.strip_suffix(']')).unwrap_or(host);
+    let h = host
+        .strip_prefix('[')
+        .and_then(|x| x.strip_suffix(']'))
+        .unwrap_or(host);
     if let Ok(ip) = h.parse::<IpAddr>() {
         return Ok(SocketAddr::new(ip, port));
     }
     // Blocking lookup: route scripts on these machines use literal addresses; names are rare.
-    let r = pyo3::Python::attach(|py| py.detach(|| (h, port).to_socket_addrs().map(|mut a| a.next())));
+    let r =
+        pyo3::Python::attach(|py| py.detach(|| (h, port).to_socket_addrs().map(|mut a| a.next())));
     match r {
         Ok(Some(a)) => Ok(a),
         _ => Err(FwdError::Resolve(host.to_string())),
@@ -138,7 +146,10 @@ fn forward_into(ctx: &RouteCtx, uri: Option<&str>, out: &mut Vec<u8>) -> Result<
     if refuse_dest(&dest) {
         return Err(FwdError::BadUri(target));
     }
-    let local = core.sender.local_for(proto, dest).ok_or(crate::transport::SendError::NoSocket(proto))?;
+    let local = core
+        .sender
+        .local_for(proto, dest)
+        .ok_or(crate::transport::SendError::NoSocket(proto))?;
     let mut edits = ctx.forward_edits();
     let vias = msg.vias().map_err(|_| FwdError::NoMessage)?;
     if let Some(top) = vias.first() {
@@ -160,9 +171,18 @@ fn forward_into(ctx: &RouteCtx, uri: Option<&str>, out: &mut Vec<u8>) -> Result<
         IpAddr::V6(v6) => format!("[{v6}]"),
         IpAddr::V4(v4) => v4.to_string(),
     };
-    let via = format!("Via: SIP/2.0/{} {}:{};branch=z9hG4bKsl{:016x}\r\n", proto.via_str(), host, local.port(), h);
+    let via = format!(
+        "Via: SIP/2.0/{} {}:{};branch=z9hG4bKsl{:016x}\r\n",
+        proto.via_str(),
+        host,
+        local.port(),
+        h
+    );
     // Above the first Via (not simply first), so headers a route inserted at the top stay above it.
-    let at = msg.first(HdrName::Via).map(|h| h.line_span.start).unwrap_or_else(|| msg.first_header_offset());
+    let at = msg
+        .first(HdrName::Via)
+        .map(|h| h.line_span.start)
+        .unwrap_or_else(|| msg.first_header_offset());
     edits.insert(at, via.into_bytes());
     out.clear();
     edits.apply(msg.raw(), out);
@@ -170,7 +190,12 @@ fn forward_into(ctx: &RouteCtx, uri: Option<&str>, out: &mut Vec<u8>) -> Result<
     if res.is_ok() {
         core.stats.inc(Stat::FwdRequests);
         if let Some(key) = super::reply::request_key(&core, msg, &ctx.ep) {
-            let r = Resend { data: Bytes::copy_from_slice(out), proto, dest, local: Some(local) };
+            let r = Resend {
+                data: Bytes::copy_from_slice(out),
+                proto,
+                dest,
+                local: Some(local),
+            };
             core.retrans.lock().put(key, r, Instant::now());
         }
     }
@@ -178,7 +203,12 @@ fn forward_into(ctx: &RouteCtx, uri: Option<&str>, out: &mut Vec<u8>) -> Result<
 }
 
 /// Forward a reply statelessly: drop our top Via and send to the next one (received/rport first).
-pub fn forward_reply(core: &Core, msg: &SipMsg, edits: &Edits, out: &mut Vec<u8>) -> Result<(), FwdError> {
+pub fn forward_reply(
+    core: &Core,
+    msg: &SipMsg,
+    edits: &Edits,
+    out: &mut Vec<u8>,
+) -> Result<(), FwdError> {
     let vias = msg.vias().map_err(|_| FwdError::NoRoute("bad Via"))?;
     let top = vias.first().ok_or(FwdError::NoRoute("no Via"))?;
     if !core.myself.check(&top.host, Some(top.port.unwrap_or(5060))) {
@@ -188,12 +218,16 @@ pub fn forward_reply(core: &Core, msg: &SipMsg, edits: &Edits, out: &mut Vec<u8>
     let mut edits = edits.clone();
     if next.header_index == top.header_index {
         // Comma-joined: remove just our value and the separator after it.
-        edits.delete(Span { start: top.span.start, end: next.span.start });
+        edits.delete(Span {
+            start: top.span.start,
+            end: next.span.start,
+        });
     } else {
         let h = &msg.headers()[top.header_index];
         edits.delete(h.line_span);
     }
-    let proto = Proto::parse(&next.transport).ok_or_else(|| FwdError::Transport(next.transport.clone()))?;
+    let proto =
+        Proto::parse(&next.transport).ok_or_else(|| FwdError::Transport(next.transport.clone()))?;
     let host = next.received().unwrap_or(&next.host);
     let port = match next.rport() {
         Some(Some(p)) => p,

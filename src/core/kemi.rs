@@ -55,7 +55,9 @@ fn is_method(ctx: &mut RouteCtx, a: &Args) -> Val {
 }
 
 fn is_method_in(ctx: &mut RouteCtx, a: &Args) -> Val {
-    let Some((m, _)) = method_of(ctx) else { return Val::Bool(false) };
+    let Some((m, _)) = method_of(ctx) else {
+        return Val::Bool(false);
+    };
     let hit = a.str(0).chars().any(|c| {
         matches!(
             (c.to_ascii_uppercase(), m),
@@ -112,15 +114,25 @@ fn is_myself(ctx: &mut RouteCtx, a: &Args) -> Val {
     Val::Bool(myself_uri(ctx, a.str(0)))
 }
 fn is_myself_ruri(ctx: &mut RouteCtx, _: &Args) -> Val {
-    let Some(u) = ctx.ruri().map(|c| c.into_owned()) else { return Val::Bool(false) };
+    let Some(u) = ctx.ruri().map(|c| c.into_owned()) else {
+        return Val::Bool(false);
+    };
     Val::Bool(myself_uri(ctx, &u))
 }
 fn is_myself_furi(ctx: &mut RouteCtx, _: &Args) -> Val {
-    let u = ctx.msg.as_ref().and_then(|m| m.from_hdr().ok()).map(|f| f.uri_text.clone());
+    let u = ctx
+        .msg
+        .as_ref()
+        .and_then(|m| m.from_hdr().ok())
+        .map(|f| f.uri_text.clone());
     Val::Bool(u.is_some_and(|u| myself_uri(ctx, &u)))
 }
 fn is_myself_turi(ctx: &mut RouteCtx, _: &Args) -> Val {
-    let u = ctx.msg.as_ref().and_then(|m| m.to_hdr().ok()).map(|f| f.uri_text.clone());
+    let u = ctx
+        .msg
+        .as_ref()
+        .and_then(|m| m.to_hdr().ok())
+        .map(|f| f.uri_text.clone());
     Val::Bool(u.is_some_and(|u| myself_uri(ctx, &u)))
 }
 fn is_myself_duri(ctx: &mut RouteCtx, _: &Args) -> Val {
@@ -151,7 +163,9 @@ fn resetbflag(ctx: &mut RouteCtx, a: &Args) -> Val {
     flag_ok(a.int(0)).map(|b| ctx.bflags &= !b).is_some().into()
 }
 fn isbflagset(ctx: &mut RouteCtx, a: &Args) -> Val {
-    flag_ok(a.int(0)).is_some_and(|b| ctx.bflags & b != 0).into()
+    flag_ok(a.int(0))
+        .is_some_and(|b| ctx.bflags & b != 0)
+        .into()
 }
 // Only branch 0 exists until tm forking lands; other indexes report false.
 fn setbiflag(ctx: &mut RouteCtx, a: &Args) -> Val {
@@ -255,22 +269,99 @@ fn is_false(_: &mut RouteCtx, _: &Args) -> Val {
 
 /// Core `KSR.*` exports.
 pub static EXPORTS: &[Export] = &[
-    ex("", "dbg", &[("msg", Str)], Void, "Log the text at debug level", dbg),
-    ex("", "info", &[("msg", Str)], Void, "Log the text at info level", info),
-    ex("", "notice", &[("msg", Str)], Void, "Log the text at notice level", notice),
-    ex("", "warn", &[("msg", Str)], Void, "Log the text at warning level", warn),
-    ex("", "err", &[("msg", Str)], Void, "Log the text at error level", err),
-    ex("", "crit", &[("msg", Str)], Void, "Log the text at critical level", crit),
-    ex("", "log", &[("level", Str), ("msg", Str)], Void, "Log the text at level dbg|info|notice|warn|err|crit", log),
-    ex("", "is_method", &[("method", Str)], Bool, "True if the request method (CSeq method for replies) is this one", is_method),
-    ex("", "is_method_in", &[("letters", Str)], Bool, "True if the method is one of the letter codes (I A B C R O S P N U M E F K G T V D)", is_method_in),
+    ex(
+        "",
+        "dbg",
+        &[("msg", Str)],
+        Void,
+        "Log the text at debug level",
+        dbg,
+    ),
+    ex(
+        "",
+        "info",
+        &[("msg", Str)],
+        Void,
+        "Log the text at info level",
+        info,
+    ),
+    ex(
+        "",
+        "notice",
+        &[("msg", Str)],
+        Void,
+        "Log the text at notice level",
+        notice,
+    ),
+    ex(
+        "",
+        "warn",
+        &[("msg", Str)],
+        Void,
+        "Log the text at warning level",
+        warn,
+    ),
+    ex(
+        "",
+        "err",
+        &[("msg", Str)],
+        Void,
+        "Log the text at error level",
+        err,
+    ),
+    ex(
+        "",
+        "crit",
+        &[("msg", Str)],
+        Void,
+        "Log the text at critical level",
+        crit,
+    ),
+    ex(
+        "",
+        "log",
+        &[("level", Str), ("msg", Str)],
+        Void,
+        "Log the text at level dbg|info|notice|warn|err|crit",
+        log,
+    ),
+    ex(
+        "",
+        "is_method",
+        &[("method", Str)],
+        Bool,
+        "True if the request method (CSeq method for replies) is this one",
+        is_method,
+    ),
+    ex(
+        "",
+        "is_method_in",
+        &[("letters", Str)],
+        Bool,
+        "True if the method is one of the letter codes (I A B C R O S P N U M E F K G T V D)",
+        is_method_in,
+    ),
     ex("", "is_INVITE", &[], Bool, "True for INVITE", is_invite),
     ex("", "is_ACK", &[], Bool, "True for ACK", is_ack),
     ex("", "is_BYE", &[], Bool, "True for BYE", is_bye),
     ex("", "is_CANCEL", &[], Bool, "True for CANCEL", is_cancel),
-    ex("", "is_REGISTER", &[], Bool, "True for REGISTER", is_register),
+    ex(
+        "",
+        "is_REGISTER",
+        &[],
+        Bool,
+        "True for REGISTER",
+        is_register,
+    ),
     ex("", "is_OPTIONS", &[], Bool, "True for OPTIONS", is_options),
-    ex("", "is_SUBSCRIBE", &[], Bool, "True for SUBSCRIBE", is_subscribe),
+    ex(
+        "",
+        "is_SUBSCRIBE",
+        &[],
+        Bool,
+        "True for SUBSCRIBE",
+        is_subscribe,
+    ),
     ex("", "is_NOTIFY", &[], Bool, "True for NOTIFY", is_notify),
     ex("", "is_PUBLISH", &[], Bool, "True for PUBLISH", is_publish),
     ex("", "is_MESSAGE", &[], Bool, "True for MESSAGE", is_message),
@@ -283,34 +374,223 @@ pub static EXPORTS: &[Export] = &[
     ex("", "is_POST", &[], Bool, "True for POST", is_post),
     ex("", "is_PUT", &[], Bool, "True for PUT", is_put),
     ex("", "is_DELETE", &[], Bool, "True for DELETE", is_delete),
-    ex("", "is_myself", &[("uri", Str)], Bool, "True if the SIP URI or host is a local address or alias", is_myself),
-    ex("", "is_myself_ruri", &[], Bool, "True if the R-URI host:port is local", is_myself_ruri),
-    ex("", "is_myself_furi", &[], Bool, "True if the From URI host:port is local", is_myself_furi),
-    ex("", "is_myself_turi", &[], Bool, "True if the To URI host:port is local", is_myself_turi),
-    ex("", "is_myself_duri", &[], Bool, "True if the destination URI ($du) is local", is_myself_duri),
-    ex("", "is_myself_srcip", &[], Bool, "True if the source IP is a local address", is_myself_srcip),
-    ex("", "setflag", &[("flag", Int)], Bool, "Set a message flag", setflag),
-    ex("", "resetflag", &[("flag", Int)], Bool, "Reset a message flag", resetflag),
-    ex("", "isflagset", &[("flag", Int)], Bool, "True if the message flag is set", isflagset),
-    ex("", "setbflag", &[("flag", Int)], Bool, "Set a flag of branch 0", setbflag),
-    ex("", "resetbflag", &[("flag", Int)], Bool, "Reset a flag of branch 0", resetbflag),
-    ex("", "isbflagset", &[("flag", Int)], Bool, "True if the flag of branch 0 is set", isbflagset),
-    ex("", "setbiflag", &[("flag", Int), ("branch", Int)], Bool, "Set a flag of the given branch", setbiflag),
-    ex("", "resetbiflag", &[("flag", Int), ("branch", Int)], Bool, "Reset a flag of the given branch", resetbiflag),
-    ex("", "isbiflagset", &[("flag", Int), ("branch", Int)], Bool, "True if the flag of the given branch is set", isbiflagset),
-    ex("", "set_drop", &[], Void, "Drop the message when the route returns (no reply forwarding in reply routes)", set_drop),
-    ex("", "isdsturiset", &[], Bool, "True if the destination URI ($du) is set", isdsturiset),
-    ex("", "force_rport", &[], Bool, "Add rport to the top Via so replies go to the source port", force_rport),
-    ex("", "forward", &[], Int, "Forward the request statelessly to $du or the R-URI", forward),
-    ex("", "forward_uri", &[("uri", Str)], Int, "Forward the request statelessly to the given URI", forward_uri),
+    ex(
+        "",
+        "is_myself",
+        &[("uri", Str)],
+        Bool,
+        "True if the SIP URI or host is a local address or alias",
+        is_myself,
+    ),
+    ex(
+        "",
+        "is_myself_ruri",
+        &[],
+        Bool,
+        "True if the R-URI host:port is local",
+        is_myself_ruri,
+    ),
+    ex(
+        "",
+        "is_myself_furi",
+        &[],
+        Bool,
+        "True if the From URI host:port is local",
+        is_myself_furi,
+    ),
+    ex(
+        "",
+        "is_myself_turi",
+        &[],
+        Bool,
+        "True if the To URI host:port is local",
+        is_myself_turi,
+    ),
+    ex(
+        "",
+        "is_myself_duri",
+        &[],
+        Bool,
+        "True if the destination URI ($du) is local",
+        is_myself_duri,
+    ),
+    ex(
+        "",
+        "is_myself_srcip",
+        &[],
+        Bool,
+        "True if the source IP is a local address",
+        is_myself_srcip,
+    ),
+    ex(
+        "",
+        "setflag",
+        &[("flag", Int)],
+        Bool,
+        "Set a message flag",
+        setflag,
+    ),
+    ex(
+        "",
+        "resetflag",
+        &[("flag", Int)],
+        Bool,
+        "Reset a message flag",
+        resetflag,
+    ),
+    ex(
+        "",
+        "isflagset",
+        &[("flag", Int)],
+        Bool,
+        "True if the message flag is set",
+        isflagset,
+    ),
+    ex(
+        "",
+        "setbflag",
+        &[("flag", Int)],
+        Bool,
+        "Set a flag of branch 0",
+        setbflag,
+    ),
+    ex(
+        "",
+        "resetbflag",
+        &[("flag", Int)],
+        Bool,
+        "Reset a flag of branch 0",
+        resetbflag,
+    ),
+    ex(
+        "",
+        "isbflagset",
+        &[("flag", Int)],
+        Bool,
+        "True if the flag of branch 0 is set",
+        isbflagset,
+    ),
+    ex(
+        "",
+        "setbiflag",
+        &[("flag", Int), ("branch", Int)],
+        Bool,
+        "Set a flag of the given branch",
+        setbiflag,
+    ),
+    ex(
+        "",
+        "resetbiflag",
+        &[("flag", Int), ("branch", Int)],
+        Bool,
+        "Reset a flag of the given branch",
+        resetbiflag,
+    ),
+    ex(
+        "",
+        "isbiflagset",
+        &[("flag", Int), ("branch", Int)],
+        Bool,
+        "True if the flag of the given branch is set",
+        isbiflagset,
+    ),
+    ex(
+        "",
+        "set_drop",
+        &[],
+        Void,
+        "Drop the message when the route returns (no reply forwarding in reply routes)",
+        set_drop,
+    ),
+    ex(
+        "",
+        "isdsturiset",
+        &[],
+        Bool,
+        "True if the destination URI ($du) is set",
+        isdsturiset,
+    ),
+    ex(
+        "",
+        "force_rport",
+        &[],
+        Bool,
+        "Add rport to the top Via so replies go to the source port",
+        force_rport,
+    ),
+    ex(
+        "",
+        "forward",
+        &[],
+        Int,
+        "Forward the request statelessly to $du or the R-URI",
+        forward,
+    ),
+    ex(
+        "",
+        "forward_uri",
+        &[("uri", Str)],
+        Int,
+        "Forward the request statelessly to the given URI",
+        forward_uri,
+    ),
     ex("", "seturi", &[("uri", Str)], Bool, "Set the R-URI", seturi),
-    ex("", "setuser", &[("user", Str)], Bool, "Set the user part of the R-URI", setuser),
-    ex("", "sethost", &[("host", Str)], Bool, "Set the host part of the R-URI", sethost),
-    ex("", "setdsturi", &[("uri", Str)], Bool, "Set the destination URI ($du)", setdsturi),
-    ex("", "resetdsturi", &[], Bool, "Unset the destination URI ($du)", resetdsturi),
-    ex("", "is_proto", &[("protos", Str)], Bool, "True if the transport is one of the letters (u=udp t=tcp)", is_proto),
+    ex(
+        "",
+        "setuser",
+        &[("user", Str)],
+        Bool,
+        "Set the user part of the R-URI",
+        setuser,
+    ),
+    ex(
+        "",
+        "sethost",
+        &[("host", Str)],
+        Bool,
+        "Set the host part of the R-URI",
+        sethost,
+    ),
+    ex(
+        "",
+        "setdsturi",
+        &[("uri", Str)],
+        Bool,
+        "Set the destination URI ($du)",
+        setdsturi,
+    ),
+    ex(
+        "",
+        "resetdsturi",
+        &[],
+        Bool,
+        "Unset the destination URI ($du)",
+        resetdsturi,
+    ),
+    ex(
+        "",
+        "is_proto",
+        &[("protos", Str)],
+        Bool,
+        "True if the transport is one of the letters (u=udp t=tcp)",
+        is_proto,
+    ),
     ex("", "is_UDP", &[], Bool, "True if received over UDP", is_udp),
     ex("", "is_TCP", &[], Bool, "True if received over TCP", is_tcp),
-    ex("", "is_TLS", &[], Bool, "True if received over TLS (never: TLS is not enabled)", is_false),
-    ex("", "is_WS", &[], Bool, "True if received over WebSocket (never: WS is not enabled)", is_false),
+    ex(
+        "",
+        "is_TLS",
+        &[],
+        Bool,
+        "True if received over TLS (never: TLS is not enabled)",
+        is_false,
+    ),
+    ex(
+        "",
+        "is_WS",
+        &[],
+        Bool,
+        "True if received over WebSocket (never: WS is not enabled)",
+        is_false,
+    ),
 ];

@@ -74,8 +74,17 @@ impl Core {
     /// The to-tag for a local reply to `req`: the same for retransmissions (Kamailio sl).
     pub fn to_tag(&self, req: &SipMsg) -> String {
         let ftag = req.from_hdr().ok().and_then(|f| f.tag()).unwrap_or("");
-        let branch = req.vias().ok().and_then(|v| v.first()).and_then(|v| v.branch()).unwrap_or("");
-        let h = self.hash(&[req.call_id().unwrap_or("").as_bytes(), ftag.as_bytes(), branch.as_bytes()]);
+        let branch = req
+            .vias()
+            .ok()
+            .and_then(|v| v.first())
+            .and_then(|v| v.branch())
+            .unwrap_or("");
+        let h = self.hash(&[
+            req.call_id().unwrap_or("").as_bytes(),
+            ftag.as_bytes(),
+            branch.as_bytes(),
+        ]);
         format!("{}.{:08x}", self.tag_prefix, h as u32)
     }
 

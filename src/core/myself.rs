@@ -14,7 +14,10 @@ pub struct Myself {
 
 fn norm(host: &str) -> String {
     let h = host.trim();
-    let h = h.strip_prefix('[').and_then(|x| x.strip_suffix(']')).unwrap_or(h);
+    let h = h
+        .strip_prefix('[')
+        .and_then(|x| x.strip_suffix(']'))
+        .unwrap_or(h);
     match h.parse::<IpAddr>() {
         Ok(ip) => ip.to_string(),
         Err(_) => h.trim_end_matches('.').to_ascii_lowercase(),
@@ -24,7 +27,10 @@ fn norm(host: &str) -> String {
 impl Myself {
     /// From the configured listen sockets (with their bound ports) and aliases.
     pub fn new(cfg: &Config, bound: &[std::net::SocketAddr]) -> Self {
-        let mut socks: Vec<(String, u16)> = bound.iter().map(|a| (a.ip().to_string(), a.port())).collect();
+        let mut socks: Vec<(String, u16)> = bound
+            .iter()
+            .map(|a| (a.ip().to_string(), a.port()))
+            .collect();
         for l in &cfg.listen {
             socks.push((l.addr.ip().to_string(), l.addr.port()));
         }
@@ -43,7 +49,10 @@ impl Myself {
         let port = port.filter(|p| *p != 0);
         let port_ok = |p: u16| port.is_none_or(|want| want == p);
         self.socks.iter().any(|(sh, sp)| *sh == h && port_ok(*sp))
-            || self.aliases.iter().any(|(ah, ap)| *ah == h && (ap.is_none() || port.is_none() || *ap == port))
+            || self
+                .aliases
+                .iter()
+                .any(|(ah, ap)| *ah == h && (ap.is_none() || port.is_none() || *ap == port))
     }
 
     /// A listen socket address string for messages we originate (first one).

@@ -69,7 +69,12 @@ pub fn send_reply(
             core.stats.sl_reply(code);
             if code >= 200 {
                 if let Some(key) = request_key(core, req, ep) {
-                    let r = Resend { data: Bytes::copy_from_slice(out), proto: ep.proto, dest, local: Some(ep.local) };
+                    let r = Resend {
+                        data: Bytes::copy_from_slice(out),
+                        proto: ep.proto,
+                        dest,
+                        local: Some(ep.local),
+                    };
                     core.retrans.lock().put(key, r, Instant::now());
                 }
             }

@@ -34,7 +34,11 @@ pub struct RetransCache {
 impl RetransCache {
     /// Empty cache holding at most `cap` entries.
     pub fn new(cap: usize) -> Self {
-        RetransCache { map: HashMap::with_capacity(1024), order: VecDeque::with_capacity(1024), cap }
+        RetransCache {
+            map: HashMap::with_capacity(1024),
+            order: VecDeque::with_capacity(1024),
+            cap,
+        }
     }
 
     /// Remember `r` for request `key` (replacing a provisional with a final, say).
@@ -54,7 +58,10 @@ impl RetransCache {
 
     /// What was sent for `key`, if still in the window.
     pub fn get(&self, key: u64, now: Instant) -> Option<&Resend> {
-        self.map.get(&key).filter(|(_, t)| now.duration_since(*t) < WINDOW).map(|(r, _)| r)
+        self.map
+            .get(&key)
+            .filter(|(_, t)| now.duration_since(*t) < WINDOW)
+            .map(|(r, _)| r)
     }
 
     fn expire(&mut self, now: Instant) {
@@ -85,7 +92,12 @@ mod tests {
     use super::*;
 
     fn r() -> Resend {
-        Resend { data: Bytes::from_static(b"x"), proto: Proto::Udp, dest: "127.0.0.1:1".parse().unwrap(), local: None }
+        Resend {
+            data: Bytes::from_static(b"x"),
+            proto: Proto::Udp,
+            dest: "127.0.0.1:1".parse().unwrap(),
+            local: None,
+        }
     }
 
     #[test]

@@ -56,7 +56,9 @@ pub struct Stats {
 
 impl Default for Stats {
     fn default() -> Self {
-        Stats { v: NAMES.iter().map(|_| AtomicU64::new(0)).collect() }
+        Stats {
+            v: NAMES.iter().map(|_| AtomicU64::new(0)).collect(),
+        }
     }
 }
 
@@ -104,6 +106,9 @@ impl Stats {
     }
     /// `(name, value)` for every counter.
     pub fn all(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
-        NAMES.iter().zip(&self.v).map(|(n, v)| (*n, v.load(Ordering::Relaxed)))
+        NAMES
+            .iter()
+            .zip(&self.v)
+            .map(|(n, v)| (*n, v.load(Ordering::Relaxed)))
     }
 }

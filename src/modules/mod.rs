@@ -28,18 +28,56 @@ pub static EXPORT_TABLES: &[&[Export]] = &[
 
 /// Parameters of the modules ksrd has (Kamailio names and types).
 pub static MODULE_PARAMS: &[ModuleParams] = &[
-    ModuleParams { module: "maxfwd", params: &[("max_limit", Int)] },
+    ModuleParams {
+        module: "maxfwd",
+        params: &[("max_limit", Int)],
+    },
     ModuleParams {
         module: "sanity",
-        params: &[("default_checks", Int), ("uri_checks", Int), ("autodrop", Int), ("noreply", Int), ("proxy_requires", Str)],
+        params: &[
+            ("default_checks", Int),
+            ("uri_checks", Int),
+            ("autodrop", Int),
+            ("noreply", Int),
+            ("proxy_requires", Str),
+        ],
     },
-    ModuleParams { module: "sl", params: &[("default_code", Int), ("default_reason", Str), ("bind_tm", Int)] },
+    ModuleParams {
+        module: "sl",
+        params: &[
+            ("default_code", Int),
+            ("default_reason", Str),
+            ("bind_tm", Int),
+        ],
+    },
     ModuleParams {
         module: "app_python3",
-        params: &[("load", Str), ("script_name", Str), ("mod_init_function", Str), ("child_init_method", Str), ("threads_mode", Int)],
+        params: &[
+            ("load", Str),
+            ("script_name", Str),
+            ("mod_init_function", Str),
+            ("child_init_method", Str),
+            ("threads_mode", Int),
+        ],
     },
-    ModuleParams { module: "pv", params: &[("shvset", StrList), ("varset", StrList), ("avp_aliases", Str)] },
-    ModuleParams { module: "siputils", params: &[("options_accept", Str), ("options_support", Str)] },
-    ModuleParams { module: "corex", params: &[("alias_subdomains", StrList)] },
-    ModuleParams { module: "kemix", params: &[] },
+    ModuleParams {
+        module: "pv",
+        params: &[
+            ("shvset", StrList),
+            ("varset", StrList),
+            ("avp_aliases", Str),
+        ],
+    },
+    ModuleParams {
+        module: "siputils",
+        params: &[("options_accept", Str), ("options_support", Str)],
+    },
+    ModuleParams {
+        module: "corex",
+        params: &[("alias_subdomains", StrList)],
+    },
+    ModuleParams {
+        module: "kemix",
+        params: &[],
+    },
 ];

@@ -63,7 +63,9 @@ impl ModParams {
 
 /// Check `[modparam.*]` tables; returns the values and the names of modules ksrd lacks,
 /// or `(key, message)` for the first bad parameter.
-pub fn validate(raw: &BTreeMap<String, toml::Table>) -> Result<(ModParams, Vec<String>), (String, String)> {
+pub fn validate(
+    raw: &BTreeMap<String, toml::Table>,
+) -> Result<(ModParams, Vec<String>), (String, String)> {
     let mut out = ModParams::default();
     let mut unknown = Vec::new();
     for (module, table) in raw {
@@ -75,7 +77,13 @@ pub fn validate(raw: &BTreeMap<String, toml::Table>) -> Result<(ModParams, Vec<S
             let key = format!("modparam.{module}.{name}");
             let Some((_, kind)) = decl.params.iter().find(|(n, _)| n == name) else {
                 let known: Vec<&str> = decl.params.iter().map(|(n, _)| *n).collect();
-                return Err((key, format!("unknown parameter of module {module} (known: {})", known.join(", "))));
+                return Err((
+                    key,
+                    format!(
+                        "unknown parameter of module {module} (known: {})",
+                        known.join(", ")
+                    ),
+                ));
             };
             let v = convert(*kind, value).map_err(|m| (key, m))?;
             out.0.insert((module.clone(), name.clone()), v);
@@ -91,20 +99,31 @@ fn convert(kind: ParamKind, v: &toml::Value) -> Result<ParamValue, String> {
         (ParamKind::Int, toml::Value::String(s)) => match s.trim() {
             "yes" | "on" | "true" => Ok(ParamValue::Int(1)),
             "no" | "off" | "false" => Ok(ParamValue::Int(0)),
-            t => t.parse().map(ParamValue::Int).map_err(|_| format!("expected an integer, got {s:?}")),
+            t => t
+                .parse()
+                .map(ParamValue::Int)
+                .map_err(|_| format!("expected an integer, got {s:?}")),
         },
         (ParamKind::Str, toml::Value::String(s)) => Ok(ParamValue::Str(s.clone())),
         (ParamKind::Str, toml::Value::Integer(i)) => Ok(ParamValue::Str(i.to_string())),
         (ParamKind::StrList, toml::Value::String(s)) => Ok(ParamValue::List(vec![s.clone()])),
         (ParamKind::StrList, toml::Value::Array(a)) => a
             .iter()
-            .map(|x| x.as_str().map(str::to_string).ok_or_else(|| format!("expected strings, got {}", x.type_str())))
+            .map(|x| {
+                x.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| format!("expected strings, got {}", x.type_str()))
+            })
             .collect::<Result<Vec<_>, _>>()
             .map(ParamValue::List),
-        (k, other) => Err(format!("expected {}, got {}", match k {
-            ParamKind::Int => "an integer",
-            ParamKind::Str => "a string",
-            ParamKind::StrList => "a string or a list of strings",
-        }, other.type_str())),
+        (k, other) => Err(format!(
+            "expected {}, got {}",
+            match k {
+                ParamKind::Int => "an integer",
+                ParamKind::Str => "a string",
+                ParamKind::StrList => "a string or a list of strings",
+            },
+            other.type_str()
+        )),
     }
 }

@@ -71,7 +71,11 @@ impl RouteCtx {
             core,
             kind: RouteKind::None,
             msg: None,
-            ep: Endpoint { proto: Proto::Udp, remote: unspecified, local: unspecified },
+            ep: Endpoint {
+                proto: Proto::Udp,
+                remote: unspecified,
+                local: unspecified,
+            },
             edits: Edits::default(),
             new_ruri: None,
             dst_uri: None,
@@ -125,7 +129,10 @@ impl RouteCtx {
 
     /// A header value rewritten earlier in this route.
     pub fn hdr_override(&self, span: Span) -> Option<&str> {
-        self.hdr_overrides.iter().find(|(s, _)| *s == span).map(|(_, v)| v.as_str())
+        self.hdr_overrides
+            .iter()
+            .find(|(s, _)| *s == span)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Replace a header value when the message is forwarded (last write wins).
@@ -155,7 +162,8 @@ impl RouteCtx {
         if let Some(u) = &self.new_ruri {
             return Some(std::borrow::Cow::Borrowed(u));
         }
-        self.request().map(|m| String::from_utf8_lossy(m.ruri_bytes()))
+        self.request()
+            .map(|m| String::from_utf8_lossy(m.ruri_bytes()))
     }
 }
 

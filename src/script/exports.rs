@@ -134,7 +134,14 @@ pub const fn ex(
     doc: &'static str,
     func: ExportFn,
 ) -> Export {
-    Export { module, name, params, ret, doc, func }
+    Export {
+        module,
+        name,
+        params,
+        ret,
+        doc,
+        func,
+    }
 }
 
 /// KEMI return codes, named.
@@ -160,8 +167,19 @@ pub fn stubs() -> String {
     }
     let mut s = String::from("\"\"\"Type stubs for the `KSR` module embedded in ksrd (generated from the export tables).\"\"\"\n\n");
     let sig = |e: &Export, indent: &str, out: &mut String| {
-        let params: Vec<String> = e.params.iter().map(|(n, t)| format!("{n}: {}", t.py_name())).collect();
-        let _ = writeln!(out, "{indent}def {}({}) -> {}:\n{indent}    \"\"\"{}\"\"\"\n{indent}    ...\n", e.name, params.join(", "), e.ret.py_name(), e.doc);
+        let params: Vec<String> = e
+            .params
+            .iter()
+            .map(|(n, t)| format!("{n}: {}", t.py_name()))
+            .collect();
+        let _ = writeln!(
+            out,
+            "{indent}def {}({}) -> {}:\n{indent}    \"\"\"{}\"\"\"\n{indent}    ...\n",
+            e.name,
+            params.join(", "),
+            e.ret.py_name(),
+            e.doc
+        );
     };
     if let Some(core) = by_mod.get("") {
         for e in core {

@@ -61,8 +61,14 @@ use super::ksr::ksr_module;
 /// Format a Python exception with its traceback (file and line of every frame).
 pub fn format_exception(py: Python<'_>, err: &PyErr) -> String {
     let tb = py.import("traceback").and_then(|tb| {
-        let lines = tb.getattr("format_exception")?.call1((err.get_type(py), err.value(py), err.traceback(py)))?;
-        let s: String = PyString::new(py, "").call_method1("join", (lines,))?.extract()?;
+        let lines = tb.getattr("format_exception")?.call1((
+            err.get_type(py),
+            err.value(py),
+            err.traceback(py),
+        ))?;
+        let s: String = PyString::new(py, "")
+            .call_method1("join", (lines,))?
+            .extract()?;
         Ok(s)
     });
     match tb {
@@ -77,13 +83,21 @@ pub fn is_system_exit(py: Python<'_>, err: &PyErr) -> bool {
 }
 
 fn module_name(file: &Path) -> String {
-    file.file_stem().and_then(|s| s.to_str()).unwrap_or("ksr_routes").to_string()
+    file.file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("ksr_routes")
+        .to_string()
 }
 
 impl Host {
     /// A host for this script; nothing is loaded yet.
     pub fn new(cfg: ScriptConfig, workers: usize) -> Self {
-        Host { cfg, workers, current: RwLock::new(None), version: AtomicU64::new(0) }
+        Host {
+            cfg,
+            workers,
+            current: RwLock::new(None),
+            version: AtomicU64::new(0),
+        }
     }
 
     /// The script file.
@@ -107,8 +121,14 @@ impl Host {
     pub fn load(&self, py: Python<'_>, run_child_init: bool) -> Result<(u64, u64), String> {
         let old = self.version();
         // Kamailio counts reloads: the first load is version 0, the first reload answers {"old":0,"new":1}.
-        let next = if self.current.read().is_none() { 0 } else { old + 1 };
-        let gen = self.compile(py, next, run_child_init).map_err(|e| format_exception(py, &e))?;
+        let next = if self.current.read().is_none() {
+            0
+        } else {
+            old + 1
+        };
+        let gen = self
+            .compile(py, next, run_child_init)
+            .map_err(|e| format_exception(py, &e))?;
         let gen = gen?;
         let new = gen.version;
         *self.current.write() = Some(Arc::new(gen));
@@ -116,7 +136,12 @@ impl Host {
         Ok((old, new))
     }
 
-    fn compile(&self, py: Python<'_>, version: u64, run_child_init: bool) -> PyResult<Result<Generation, String>> {
+    fn compile(
+        &self,
+        py: Python<'_>,
+        version: u64,
+        run_child_init: bool,
+    ) -> PyResult<Result<Generation, String>> {
         let file = &self.cfg.file;
         let src = match std::fs::read_to_string(file) {
             Ok(s) => s,
@@ -131,7 +156,11 @@ impl Host {
             path.call_method1("insert", (0, &dir_s))?;
         }
         let builtins = py.import("builtins")?;
-        let code = builtins.getattr("compile")?.call1((src, file.to_string_lossy().to_string(), "exec"))?;
+        let code = builtins.getattr("compile")?.call1((
+            src,
+            file.to_string_lossy().to_string(),
+            "exec",
+        ))?;
         // Helper modules imported from the routes directory must re-import with the new code.
         purge_modules_under(py, &dir)?;
         let module = PyModule::new(py, &name)?;
@@ -146,17 +175,28 @@ impl Host {
         let run = (|| -> PyResult<Result<Generation, String>> {
             builtins.getattr("exec")?.call1((code, &globals))?;
             let (handler, style) = if module.hasattr(self.cfg.mod_init_function.as_str())? {
-                let h = module.getattr(self.cfg.mod_init_function.as_str())?.call0()?;
+                let h = module
+                    .getattr(self.cfg.mod_init_function.as_str())?
+                    .call0()?;
                 if h.is_none() {
-                    return Ok(Err(format!("{}: {}() returned None; it must return the handler object", file.display(), self.cfg.mod_init_function)));
+                    return Ok(Err(format!(
+                        "{}: {}() returned None; it must return the handler object",
+                        file.display(),
+                        self.cfg.mod_init_function
+                    )));
                 }
                 (h, Style::Handler)
             } else {
                 (module.clone().into_any(), Style::Functions)
             };
-            let callable = |n: &str| -> PyResult<bool> { Ok(handler.hasattr(n)? && handler.getattr(n)?.is_callable()) };
+            let callable = |n: &str| -> PyResult<bool> {
+                Ok(handler.hasattr(n)? && handler.getattr(n)?.is_callable())
+            };
             if !callable("ksr_request_route")? {
-                return Ok(Err(format!("{}: no callable ksr_request_route in the handler", file.display())));
+                return Ok(Err(format!(
+                    "{}: no callable ksr_request_route in the handler",
+                    file.display()
+                )));
             }
             if run_child_init {
                 let child_init = match style {
@@ -168,7 +208,10 @@ impl Host {
                         let r = handler.getattr(child_init)?.call1((rank,))?;
                         if let Ok(v) = r.extract::<i64>() {
                             if v < 0 {
-                                return Ok(Err(format!("{}: {child_init}({rank}) returned {v}", file.display())));
+                                return Ok(Err(format!(
+                                    "{}: {child_init}({rank}) returned {v}",
+                                    file.display()
+                                )));
                             }
                         }
                     }
@@ -195,10 +238,18 @@ impl Host {
 /// Remove `sys.modules` entries whose file lives under `dir` (so `import helper` loads the new code).
 fn purge_modules_under(py: Python<'_>, dir: &Path) -> PyResult<()> {
     let modules = py.import("sys")?.getattr("modules")?;
-    let items: Vec<(String, Bound<'_, PyAny>)> = modules.call_method0("items")?.try_iter()?.filter_map(|i| i.ok()?.extract().ok()).collect();
+    let items: Vec<(String, Bound<'_, PyAny>)> = modules
+        .call_method0("items")?
+        .try_iter()?
+        .filter_map(|i| i.ok()?.extract().ok())
+        .collect();
     for (name, m) in items {
-        let Ok(f) = m.getattr("__file__") else { continue };
-        let Ok(f) = f.extract::<String>() else { continue };
+        let Ok(f) = m.getattr("__file__") else {
+            continue;
+        };
+        let Ok(f) = f.extract::<String>() else {
+            continue;
+        };
         if Path::new(&f).starts_with(dir) {
             modules.del_item(name)?;
         }
@@ -219,7 +270,12 @@ pub enum RouteOutcome {
 }
 
 /// Call `name` on the generation's handler with `msg` (or without, for module-level functions).
-pub fn call_route(py: Python<'_>, gen: &Generation, name: &Bound<'_, PyString>, msg: Option<Bound<'_, PyAny>>) -> RouteOutcome {
+pub fn call_route(
+    py: Python<'_>,
+    gen: &Generation,
+    name: &Bound<'_, PyString>,
+    msg: Option<Bound<'_, PyAny>>,
+) -> RouteOutcome {
     let h = gen.handler.bind(py);
     let f = match h.getattr(name) {
         Ok(f) => f,

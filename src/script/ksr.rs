@@ -20,11 +20,16 @@ pub fn val_to_py(py: Python<'_>, v: Val) -> PyResult<Py<PyAny>> {
     Ok(match v {
         Val::None => py.None(),
         Val::Int(i) => i.into_pyobject(py)?.into_any().unbind(),
-        Val::Bool(b) => pyo3::types::PyBool::new(py, b).to_owned().into_any().unbind(),
+        Val::Bool(b) => pyo3::types::PyBool::new(py, b)
+            .to_owned()
+            .into_any()
+            .unbind(),
         Val::Str(s) => PyString::new(py, &s).into_any().unbind(),
         Val::Bytes(b) => {
             let bytes = pyo3::types::PyBytes::new(py, &b);
-            bytes.call_method1("decode", ("utf-8", "surrogateescape"))?.unbind()
+            bytes
+                .call_method1("decode", ("utf-8", "surrogateescape"))?
+                .unbind()
         }
     })
 }
@@ -66,7 +71,10 @@ fn call(e: &'static Export, args: &Bound<'_, PyTuple>) -> PyResult<Py<PyAny>> {
     let r = match with_current(|ctx| (e.func)(ctx, &a)) {
         Some(r) => r,
         None => {
-            tracing::warn!(function = e.name, "KSR call from a thread without a routing context");
+            tracing::warn!(
+                function = e.name,
+                "KSR call from a thread without a routing context"
+            );
             failure(e.ret)
         }
     };
@@ -75,9 +83,24 @@ fn call(e: &'static Export, args: &Bound<'_, PyTuple>) -> PyResult<Py<PyAny>> {
 
 fn make_fn<'py>(py: Python<'py>, e: &'static Export) -> PyResult<Bound<'py, PyCFunction>> {
     let name = leak_cstr(e.name.to_string());
-    let params: Vec<String> = e.params.iter().map(|(n, t)| format!("{n}: {}", t.py_name())).collect();
-    let doc = leak_cstr(format!("{}({}) -> {}\n\n{}", e.name, params.join(", "), e.ret.py_name(), e.doc));
-    PyCFunction::new_closure(py, Some(name), Some(doc), move |args: &Bound<'_, PyTuple>, _kw: Option<&Bound<'_, PyDict>>| call(e, args))
+    let params: Vec<String> = e
+        .params
+        .iter()
+        .map(|(n, t)| format!("{n}: {}", t.py_name()))
+        .collect();
+    let doc = leak_cstr(format!(
+        "{}({}) -> {}\n\n{}",
+        e.name,
+        params.join(", "),
+        e.ret.py_name(),
+        e.doc
+    ));
+    PyCFunction::new_closure(
+        py,
+        Some(name),
+        Some(doc),
+        move |args: &Bound<'_, PyTuple>, _kw: Option<&Bound<'_, PyDict>>| call(e, args),
+    )
 }
 
 /// `KSR.x.exit()`: stop the route like cfg `exit` (an extension; app_python3 lacks it).
@@ -98,7 +121,9 @@ fn drop_msg() -> PyResult<()> {
 #[pyfunction]
 #[pyo3(signature = (*_args))]
 fn modf(_args: &Bound<'_, PyTuple>) -> PyResult<i64> {
-    Err(PyRuntimeError::new_err("KSR.x.modf is not supported by ksrd: call the KSR.<module>.<function> export instead"))
+    Err(PyRuntimeError::new_err(
+        "KSR.x.modf is not supported by ksrd: call the KSR.<module>.<function> export instead",
+    ))
 }
 
 /// Module init for `import KSR`.

@@ -31,17 +31,33 @@ impl PyMsg {
     /// "SIP_REQUEST" or "SIP_REPLY".
     #[getter(Type)]
     fn type_(&self) -> PyResult<&'static str> {
-        self.with(|c| if c.msg.as_ref().is_some_and(|m| m.is_request()) { "SIP_REQUEST" } else { "SIP_REPLY" })
+        self.with(|c| {
+            if c.msg.as_ref().is_some_and(|m| m.is_request()) {
+                "SIP_REQUEST"
+            } else {
+                "SIP_REPLY"
+            }
+        })
     }
     /// Request method (CSeq method for replies).
     #[getter(Method)]
     fn method(&self) -> PyResult<String> {
-        self.with(|c| c.msg.as_ref().map(|m| m.method_str().to_string()).unwrap_or_default())
+        self.with(|c| {
+            c.msg
+                .as_ref()
+                .map(|m| m.method_str().to_string())
+                .unwrap_or_default()
+        })
     }
     /// Reply status as a string, None for requests.
     #[getter(Status)]
     fn status(&self) -> PyResult<Option<String>> {
-        self.with(|c| c.msg.as_ref().and_then(|m| m.status()).map(|s| s.to_string()))
+        self.with(|c| {
+            c.msg
+                .as_ref()
+                .and_then(|m| m.status())
+                .map(|s| s.to_string())
+        })
     }
     /// Request-URI (as rewritten), None for replies.
     #[getter(RURI)]
@@ -84,6 +100,8 @@ impl PyMsg {
     /// Native cfg functions do not exist in ksrd.
     #[pyo3(signature = (*_args))]
     fn call_function(&self, _args: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<i64> {
-        Err(PyRuntimeError::new_err("msg.call_function is not supported by ksrd: use the KSR.<module>.<function> exports"))
+        Err(PyRuntimeError::new_err(
+            "msg.call_function is not supported by ksrd: use the KSR.<module>.<function> exports",
+        ))
     }
 }

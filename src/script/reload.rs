@@ -33,12 +33,20 @@ impl Reloader {
     /// Request a reload and wait for the result (async, for RPC handlers).
     pub async fn reload(&self, reason: &'static str) -> ReloadResult {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        self.0.send(ReloadRequest { reason, reply: Some(tx) }).map_err(|_| "reload thread is gone".to_string())?;
+        self.0
+            .send(ReloadRequest {
+                reason,
+                reply: Some(tx),
+            })
+            .map_err(|_| "reload thread is gone".to_string())?;
         rx.await.map_err(|_| "reload thread is gone".to_string())?
     }
     /// Request a reload without waiting.
     pub fn trigger(&self, reason: &'static str) {
-        let _ = self.0.send(ReloadRequest { reason, reply: None });
+        let _ = self.0.send(ReloadRequest {
+            reason,
+            reply: None,
+        });
     }
 }
 
@@ -78,22 +86,28 @@ pub fn start(core: Arc<Core>, host: Arc<Host>) -> Reloader {
 /// Watch the script's directory; a change to any `.py` file there triggers a reload.
 /// The returned guard must be kept alive.
 pub fn watch(dir: &Path, reloader: Reloader) -> notify::Result<impl Drop> {
-    let mut d = new_debouncer(Duration::from_millis(100), None, move |res: DebounceEventResult| match res {
-        Ok(events) => {
-            let relevant = events.iter().any(|e| {
-                !e.kind.is_access()
-                    && e.paths.iter().any(|p| p.extension().and_then(|x| x.to_str()) == Some("py"))
-            });
-            if relevant {
-                reloader.trigger("file changed");
+    let mut d = new_debouncer(
+        Duration::from_millis(100),
+        None,
+        move |res: DebounceEventResult| match res {
+            Ok(events) => {
+                let relevant = events.iter().any(|e| {
+                    !e.kind.is_access()
+                        && e.paths
+                            .iter()
+                            .any(|p| p.extension().and_then(|x| x.to_str()) == Some("py"))
+                });
+                if relevant {
+                    reloader.trigger("file changed");
+                }
             }
-        }
-        Err(errs) => {
-            for e in errs {
-                tracing::warn!(error = %e, "file watcher error");
+            Err(errs) => {
+                for e in errs {
+                    tracing::warn!(error = %e, "file watcher error");
+                }
             }
-        }
-    })?;
+        },
+    )?;
     d.watch(dir, RecursiveMode::Recursive)?;
     Ok(d)
 }

@@ -19,19 +19,29 @@ pub fn api_list() -> Value {
 
 /// Register app_python.reload (+ app_python3.reload, app_python3s.reload, ksrd.reload) and api_list.
 pub fn register(reg: &mut Registry, reloader: Reloader) {
-    reg.register_async("app_python.reload", "Reload the Python route script: {\"old\":N,\"new\":N+1}", move |_p| {
-        let r = reloader.clone();
-        Box::pin(async move {
-            match r.reload("rpc").await {
-                Ok((old, new)) => Ok(json!({"old": old, "new": new})),
-                Err(e) => Err(RpcError::internal(format!("reload failed, previous routes kept: {e}"))),
-            }
-        })
-    });
+    reg.register_async(
+        "app_python.reload",
+        "Reload the Python route script: {\"old\":N,\"new\":N+1}",
+        move |_p| {
+            let r = reloader.clone();
+            Box::pin(async move {
+                match r.reload("rpc").await {
+                    Ok((old, new)) => Ok(json!({"old": old, "new": new})),
+                    Err(e) => Err(RpcError::internal(format!(
+                        "reload failed, previous routes kept: {e}"
+                    ))),
+                }
+            })
+        },
+    );
     for alias in ["app_python3.reload", "app_python3s.reload", "ksrd.reload"] {
         reg.alias(alias, "app_python.reload");
     }
-    reg.register_sync("app_python.api_list", "List the KSR functions: {\"msize\":N,\"methods\":[…]}", |_p| Ok(api_list()));
+    reg.register_sync(
+        "app_python.api_list",
+        "List the KSR functions: {\"msize\":N,\"methods\":[…]}",
+        |_p| Ok(api_list()),
+    );
     for alias in ["app_python3.api_list", "app_python3s.api_list"] {
         reg.alias(alias, "app_python.api_list");
     }

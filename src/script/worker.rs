@@ -77,7 +77,13 @@ pub struct WorkerInput {
 pub fn queue() -> std::io::Result<(WorkerQueue, WorkerInput)> {
     let (tx, rx) = mpsc::channel();
     let efd = Arc::new(EventFd::new()?);
-    Ok((WorkerQueue { tx, efd: efd.clone() }, WorkerInput { rx, efd }))
+    Ok((
+        WorkerQueue {
+            tx,
+            efd: efd.clone(),
+        },
+        WorkerInput { rx, efd },
+    ))
 }
 
 /// A running worker's state.
@@ -92,9 +98,21 @@ pub struct Worker {
 
 impl Worker {
     /// A worker reading these UDP sockets and this queue.
-    pub fn new(core: Arc<Core>, host: Arc<Host>, udp: Vec<Arc<UdpSocket>>, input: WorkerInput) -> Self {
+    pub fn new(
+        core: Arc<Core>,
+        host: Arc<Host>,
+        udp: Vec<Arc<UdpSocket>>,
+        input: WorkerInput,
+    ) -> Self {
         let ctx = Box::new(RouteCtx::new(core.clone()));
-        Worker { core, host, udp, input, ctx, buf: vec![0u8; 65536] }
+        Worker {
+            core,
+            host,
+            udp,
+            input,
+            ctx,
+            buf: vec![0u8; 65536],
+        }
     }
 
     /// Serve forever.
@@ -109,9 +127,17 @@ impl Worker {
         let mut fds: Vec<libc::pollfd> = self
             .udp
             .iter()
-            .map(|s| libc::pollfd { fd: s.as_raw_fd(), events: libc::POLLIN, revents: 0 })
+            .map(|s| libc::pollfd {
+                fd: s.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            })
             .collect();
-        fds.push(libc::pollfd { fd: self.input.efd.0, events: libc::POLLIN, revents: 0 });
+        fds.push(libc::pollfd {
+            fd: self.input.efd.0,
+            events: libc::POLLIN,
+            revents: 0,
+        });
         let locals: Vec<_> = self.udp.iter().map(|s| s.local_addr().ok()).collect();
         loop {
             let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 1000) };
@@ -131,7 +157,14 @@ impl Worker {
                     match self.udp[i].recv_from(&mut self.buf) {
                         Ok((len, remote)) => {
                             let data = Bytes::copy_from_slice(&self.buf[..len]);
-                            self.handle(data, Endpoint { proto: Proto::Udp, remote, local });
+                            self.handle(
+                                data,
+                                Endpoint {
+                                    proto: Proto::Udp,
+                                    remote,
+                                    local,
+                                },
+                            );
                         }
                         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                         Err(e) => {
@@ -160,10 +193,14 @@ impl Worker {
             Err(e) => {
                 self.core.stats.inc(Stat::BadMsgHdr);
                 // The body framing was wrong but the headers may still give us somewhere to answer.
-                let answer = e.reply_status().and_then(|st| SipMsg::parse_ignoring_body(data).ok().map(|m| (st, m)));
+                let answer = e
+                    .reply_status()
+                    .and_then(|st| SipMsg::parse_ignoring_body(data).ok().map(|m| (st, m)));
                 match answer {
                     Some((st, m)) if m.is_request() => self.reject(&m, &ep, st, &e.to_string()),
-                    _ => tracing::debug!(src = %ep.remote, error = %e, "dropping unparseable message"),
+                    _ => {
+                        tracing::debug!(src = %ep.remote, error = %e, "dropping unparseable message")
+                    }
                 }
                 return;
             }
@@ -173,7 +210,9 @@ impl Worker {
                 self.core.stats.inc(Stat::ErrRequests);
                 match e.reply_status() {
                     Some(st) => self.reject(&msg, &ep, st, &e.to_string()),
-                    None => tracing::debug!(src = %ep.remote, error = %e, "dropping invalid request"),
+                    None => {
+                        tracing::debug!(src = %ep.remote, error = %e, "dropping invalid request")
+                    }
                 }
             } else {
                 self.core.stats.inc(Stat::ErrReplies);
@@ -188,15 +227,34 @@ impl Worker {
         }
     }
 
-    fn reject(&mut self, m: &SipMsg, ep: &Endpoint, (code, reason): (u16, &'static str), why: &str) {
+    fn reject(
+        &mut self,
+        m: &SipMsg,
+        ep: &Endpoint,
+        (code, reason): (u16, &'static str),
+        why: &str,
+    ) {
         if m.method() == Method::Ack || m.first(HdrName::Via).is_none() {
             tracing::debug!(src = %ep.remote, error = why, "dropping malformed request that cannot be answered");
             return;
         }
         tracing::info!(src = %ep.remote, error = why, code, "rejecting malformed request");
-        let warn = format!("Warning: 399 ksrd \"{}\"\r\n", why.replace(['"', '\r', '\n'], "'"));
+        let warn = format!(
+            "Warning: 399 ksrd \"{}\"\r\n",
+            why.replace(['"', '\r', '\n'], "'")
+        );
         // The Via of a malformed request cannot be trusted: answer where it came from.
-        let _ = send_reply(&self.core, m, ep, code, reason, warn.as_bytes(), b"", true, &mut self.ctx.out);
+        let _ = send_reply(
+            &self.core,
+            m,
+            ep,
+            code,
+            reason,
+            warn.as_bytes(),
+            b"",
+            true,
+            &mut self.ctx.out,
+        );
     }
 
     fn request(&mut self, msg: SipMsg, ep: Endpoint) {
@@ -221,8 +279,14 @@ impl Worker {
                 return;
             }
         }
-        let Some(gen) = self.host.current() else { return };
-        let span = tracing::info_span!("sip", call_id = msg.call_id().unwrap_or(""), method = msg.method_str());
+        let Some(gen) = self.host.current() else {
+            return;
+        };
+        let span = tracing::info_span!(
+            "sip",
+            call_id = msg.call_id().unwrap_or(""),
+            method = msg.method_str()
+        );
         let _g = span.enter();
         let is_ack = msg.method() == Method::Ack;
         self.ctx.begin(RouteKind::Request, msg, ep);
@@ -253,7 +317,11 @@ impl Worker {
         let core = self.core.clone();
         core.stats.inc(Stat::RcvReplies);
         let gen = self.host.current();
-        let span = tracing::info_span!("sip", call_id = msg.call_id().unwrap_or(""), method = msg.method_str());
+        let span = tracing::info_span!(
+            "sip",
+            call_id = msg.call_id().unwrap_or(""),
+            method = msg.method_str()
+        );
         let _g = span.enter();
         self.ctx.begin(RouteKind::Reply, msg, ep);
         if let Some(gen) = gen.filter(|g| g.has_reply_route) {

@@ -63,14 +63,21 @@ impl ListenAddr {
     pub fn parse(s: &str) -> Result<ListenAddr, String> {
         let s = s.trim();
         let (proto, rest) = match s.split_once(':') {
-            Some((p, r)) if !p.contains('[') && p.chars().all(|c| c.is_ascii_alphabetic()) => {
-                (Proto::parse(p).ok_or_else(|| format!("unsupported transport {p:?} in {s:?} (udp and tcp are supported)"))?, r)
-            }
+            Some((p, r)) if !p.contains('[') && p.chars().all(|c| c.is_ascii_alphabetic()) => (
+                Proto::parse(p).ok_or_else(|| {
+                    format!("unsupported transport {p:?} in {s:?} (udp and tcp are supported)")
+                })?,
+                r,
+            ),
             _ => (Proto::Udp, s),
         };
         let addr = if let Ok(a) = rest.parse::<SocketAddr>() {
             a
-        } else if let Ok(ip) = rest.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
+        } else if let Ok(ip) = rest
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<IpAddr>()
+        {
             SocketAddr::new(ip, 5060)
         } else {
             return Err(format!("{s:?} is not proto:ip:port"));
@@ -128,11 +135,18 @@ pub struct Sender {
 impl Sender {
     /// Build from the bound UDP sockets and the TCP layer handle.
     pub fn new(udp: Vec<Arc<std::net::UdpSocket>>, tcp: tcp::TcpHandle) -> Self {
-        Sender { udp: Arc::new(udp), tcp }
+        Sender {
+            udp: Arc::new(udp),
+            tcp,
+        }
     }
 
     /// Pick the UDP socket bound to `local` (or one of the same address family).
-    fn udp_for(&self, local: Option<SocketAddr>, dest: SocketAddr) -> Option<&Arc<std::net::UdpSocket>> {
+    fn udp_for(
+        &self,
+        local: Option<SocketAddr>,
+        dest: SocketAddr,
+    ) -> Option<&Arc<std::net::UdpSocket>> {
         let same = |s: &&Arc<std::net::UdpSocket>| s.local_addr().ok();
         if let Some(l) = local {
             if let Some(s) = self.udp.iter().find(|s| same(s) == Some(l)) {
@@ -153,11 +167,21 @@ impl Sender {
     }
 
     /// Send one message. `local` selects the socket when known (replies go out where the request came in).
-    pub fn send(&self, proto: Proto, dest: SocketAddr, local: Option<SocketAddr>, data: &[u8]) -> Result<(), SendError> {
+    pub fn send(
+        &self,
+        proto: Proto,
+        dest: SocketAddr,
+        local: Option<SocketAddr>,
+        data: &[u8],
+    ) -> Result<(), SendError> {
         match proto {
             Proto::Udp => {
-                let s = self.udp_for(local, dest).ok_or(SendError::NoSocket(proto))?;
-                s.send_to(data, dest).map(|_| ()).map_err(|e| SendError::Io(dest, e))
+                let s = self
+                    .udp_for(local, dest)
+                    .ok_or(SendError::NoSocket(proto))?;
+                s.send_to(data, dest)
+                    .map(|_| ())
+                    .map_err(|e| SendError::Io(dest, e))
             }
             Proto::Tcp => self.tcp.send(dest, bytes::Bytes::copy_from_slice(data)),
         }

@@ -41,7 +41,12 @@ impl TcpHandle {
 
     /// Our TCP listen address of the given family (used in Via when sending over TCP).
     pub fn listen_addr(&self, v4: bool) -> Option<SocketAddr> {
-        self.0.as_ref()?.listen.iter().copied().find(|a| a.is_ipv4() == v4)
+        self.0
+            .as_ref()?
+            .listen
+            .iter()
+            .copied()
+            .find(|a| a.is_ipv4() == v4)
     }
 
     /// Queue bytes for `dest`, opening a connection when none exists.
@@ -83,13 +88,18 @@ pub async fn start(addrs: &[SocketAddr], deliver: Deliver) -> std::io::Result<Tc
     }
     let mut listeners = Vec::new();
     for a in addrs {
-        let l = TcpListener::bind(a).await.map_err(|e| std::io::Error::new(e.kind(), format!("tcp:{a}: {e}")))?;
+        let l = TcpListener::bind(a)
+            .await
+            .map_err(|e| std::io::Error::new(e.kind(), format!("tcp:{a}: {e}")))?;
         listeners.push(l);
     }
     let inner = Arc::new(Inner {
         rt: tokio::runtime::Handle::current(),
         conns: Mutex::new(HashMap::new()),
-        listen: listeners.iter().filter_map(|l| l.local_addr().ok()).collect(),
+        listen: listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect(),
         deliver,
     });
     for l in listeners {
@@ -114,7 +124,12 @@ pub async fn start(addrs: &[SocketAddr], deliver: Deliver) -> std::io::Result<Tc
     Ok(TcpHandle(Some(inner)))
 }
 
-async fn run_conn(inner: Arc<Inner>, stream: TcpStream, peer: SocketAddr, mut rx: mpsc::UnboundedReceiver<Bytes>) {
+async fn run_conn(
+    inner: Arc<Inner>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    mut rx: mpsc::UnboundedReceiver<Bytes>,
+) {
     let local = match stream.local_addr() {
         Ok(a) => a,
         Err(_) => return,
@@ -129,7 +144,11 @@ async fn run_conn(inner: Arc<Inner>, stream: TcpStream, peer: SocketAddr, mut rx
         }
         let _ = wr.shutdown().await;
     });
-    let ep = Endpoint { proto: Proto::Tcp, remote: peer, local };
+    let ep = Endpoint {
+        proto: Proto::Tcp,
+        remote: peer,
+        local,
+    };
     let mut buf = BytesMut::with_capacity(8192);
     'conn: loop {
         let n = match tokio::time::timeout(IDLE, rd.read_buf(&mut buf)).await {

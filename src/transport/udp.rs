@@ -14,7 +14,8 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<Arc<UdpSocket>> {
     // Bursts at high rates overflow the default buffer long before the CPU is busy.
     let _ = s.set_recv_buffer_size(4 << 20);
     let _ = s.set_send_buffer_size(4 << 20);
-    s.bind(&addr.into()).map_err(|e| std::io::Error::new(e.kind(), format!("udp:{addr}: {e}")))?;
+    s.bind(&addr.into())
+        .map_err(|e| std::io::Error::new(e.kind(), format!("udp:{addr}: {e}")))?;
     s.set_nonblocking(true)?;
     Ok(Arc::new(s.into()))
 }

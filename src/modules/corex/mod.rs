@@ -6,14 +6,43 @@ use crate::sip::{HdrName, Uri};
 
 fn has_ruri_user(ctx: &mut RouteCtx, _: &Args) -> Val {
     let u = ctx.ruri().and_then(|u| Uri::parse(u.as_bytes()).ok());
-    Val::Int(if u.and_then(|u| u.user).is_some_and(|s| !s.is_empty()) { 1 } else { -1 })
+    Val::Int(if u.and_then(|u| u.user).is_some_and(|s| !s.is_empty()) {
+        1
+    } else {
+        -1
+    })
 }
 fn has_user_agent(ctx: &mut RouteCtx, _: &Args) -> Val {
-    Val::Int(if ctx.msg.as_ref().and_then(|m| m.first(HdrName::UserAgent)).is_some() { 1 } else { -1 })
+    Val::Int(
+        if ctx
+            .msg
+            .as_ref()
+            .and_then(|m| m.first(HdrName::UserAgent))
+            .is_some()
+        {
+            1
+        } else {
+            -1
+        },
+    )
 }
 
 /// `KSR.corex.*` exports.
 pub static EXPORTS: &[Export] = &[
-    ex("corex", "has_ruri_user", &[], Int, "1 if the R-URI has a user part, else -1", has_ruri_user),
-    ex("corex", "has_user_agent", &[], Int, "1 if a User-Agent header is present, else -1", has_user_agent),
+    ex(
+        "corex",
+        "has_ruri_user",
+        &[],
+        Int,
+        "1 if the R-URI has a user part, else -1",
+        has_ruri_user,
+    ),
+    ex(
+        "corex",
+        "has_user_agent",
+        &[],
+        Int,
+        "1 if a User-Agent header is present, else -1",
+        has_user_agent,
+    ),
 ];

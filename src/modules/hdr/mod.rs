@@ -4,7 +4,6 @@
 use crate::script::ctx::RouteCtx;
 use crate::script::exports::{ex, Args, Export, Ty::*, Val};
 
-
 /// The header line with a guaranteed CRLF ending.
 fn line(text: &str) -> Vec<u8> {
     let mut v = text.as_bytes().to_vec();
@@ -19,19 +18,25 @@ fn ok(x: bool) -> Val {
 }
 
 fn append(ctx: &mut RouteCtx, a: &Args) -> Val {
-    let Some(m) = ctx.msg.as_ref() else { return ok(false) };
+    let Some(m) = ctx.msg.as_ref() else {
+        return ok(false);
+    };
     let at = m.headers_end();
     ctx.edits.insert(at, line(a.str(0)));
     ok(true)
 }
 fn insert(ctx: &mut RouteCtx, a: &Args) -> Val {
-    let Some(m) = ctx.msg.as_ref() else { return ok(false) };
+    let Some(m) = ctx.msg.as_ref() else {
+        return ok(false);
+    };
     let at = m.first_header_offset();
     ctx.edits.insert(at, line(a.str(0)));
     ok(true)
 }
 fn append_after(ctx: &mut RouteCtx, a: &Args) -> Val {
-    let Some(m) = ctx.msg.as_ref() else { return ok(false) };
+    let Some(m) = ctx.msg.as_ref() else {
+        return ok(false);
+    };
     match m.find_by_name(a.str(1)).next() {
         Some(h) => {
             let at = h.line_span.end;
@@ -42,7 +47,9 @@ fn append_after(ctx: &mut RouteCtx, a: &Args) -> Val {
     }
 }
 fn insert_before(ctx: &mut RouteCtx, a: &Args) -> Val {
-    let Some(m) = ctx.msg.as_ref() else { return ok(false) };
+    let Some(m) = ctx.msg.as_ref() else {
+        return ok(false);
+    };
     match m.find_by_name(a.str(1)).next() {
         Some(h) => {
             let at = h.line_span.start;
@@ -71,16 +78,23 @@ fn remove(ctx: &mut RouteCtx, a: &Args) -> Val {
 }
 fn rmappend(ctx: &mut RouteCtx, a: &Args) -> Val {
     remove_all(ctx, a.str(0));
-    let args = Args { v: [a.v[1], a.v[1], a.v[1], a.v[1], a.v[1], a.v[1]] };
+    let args = Args {
+        v: [a.v[1], a.v[1], a.v[1], a.v[1], a.v[1], a.v[1]],
+    };
     append(ctx, &args)
 }
 fn rminsert(ctx: &mut RouteCtx, a: &Args) -> Val {
     remove_all(ctx, a.str(0));
-    let args = Args { v: [a.v[1], a.v[1], a.v[1], a.v[1], a.v[1], a.v[1]] };
+    let args = Args {
+        v: [a.v[1], a.v[1], a.v[1], a.v[1], a.v[1], a.v[1]],
+    };
     insert(ctx, &args)
 }
 fn is_present(ctx: &mut RouteCtx, a: &Args) -> Val {
-    ok(ctx.msg.as_ref().is_some_and(|m| m.find_by_name(a.str(0)).next().is_some()))
+    ok(ctx
+        .msg
+        .as_ref()
+        .is_some_and(|m| m.find_by_name(a.str(0)).next().is_some()))
 }
 fn get_idx_val(ctx: &RouteCtx, name: &str, idx: i64) -> Option<String> {
     let m = ctx.msg.as_ref()?;
@@ -90,7 +104,9 @@ fn get_idx_val(ctx: &RouteCtx, name: &str, idx: i64) -> Option<String> {
     Some(String::from_utf8_lossy(m.value(h)).into_owned())
 }
 fn get(ctx: &mut RouteCtx, a: &Args) -> Val {
-    get_idx_val(ctx, a.str(0), 0).map(Val::Str).unwrap_or(Val::None)
+    get_idx_val(ctx, a.str(0), 0)
+        .map(Val::Str)
+        .unwrap_or(Val::None)
 }
 fn gete(ctx: &mut RouteCtx, a: &Args) -> Val {
     Val::Str(get_idx_val(ctx, a.str(0), 0).unwrap_or_default())
@@ -99,13 +115,20 @@ fn getw(ctx: &mut RouteCtx, a: &Args) -> Val {
     Val::Str(get_idx_val(ctx, a.str(0), 0).unwrap_or_else(|| "<<null>>".into()))
 }
 fn get_idx(ctx: &mut RouteCtx, a: &Args) -> Val {
-    get_idx_val(ctx, a.str(0), a.int(1)).map(Val::Str).unwrap_or(Val::None)
+    get_idx_val(ctx, a.str(0), a.int(1))
+        .map(Val::Str)
+        .unwrap_or(Val::None)
 }
 fn gete_idx(ctx: &mut RouteCtx, a: &Args) -> Val {
     Val::Str(get_idx_val(ctx, a.str(0), a.int(1)).unwrap_or_default())
 }
 fn count(ctx: &mut RouteCtx, a: &Args) -> Val {
-    Val::Int(ctx.msg.as_ref().map(|m| m.find_by_name(a.str(0)).count()).unwrap_or(0) as i64)
+    Val::Int(
+        ctx.msg
+            .as_ref()
+            .map(|m| m.find_by_name(a.str(0)).count())
+            .unwrap_or(0) as i64,
+    )
 }
 fn append_to_reply(ctx: &mut RouteCtx, a: &Args) -> Val {
     let l = line(a.str(0));
@@ -115,19 +138,124 @@ fn append_to_reply(ctx: &mut RouteCtx, a: &Args) -> Val {
 
 /// `KSR.hdr.*` exports.
 pub static EXPORTS: &[Export] = &[
-    ex("hdr", "append", &[("txt", Str)], Int, "Append a header line (\"Name: value\\r\\n\") after the last header", append),
-    ex("hdr", "append_after", &[("txt", Str), ("hname", Str)], Int, "Add a header line after the first header with this name", append_after),
-    ex("hdr", "insert", &[("txt", Str)], Int, "Insert a header line before the first header", insert),
-    ex("hdr", "insert_before", &[("txt", Str), ("hname", Str)], Int, "Add a header line before the first header with this name", insert_before),
-    ex("hdr", "remove", &[("hname", Str)], Int, "Remove every header with this name (compact forms too)", remove),
-    ex("hdr", "rmappend", &[("hrm", Str), ("txt", Str)], Int, "Remove headers named hrm, then append the line", rmappend),
-    ex("hdr", "rminsert", &[("hrm", Str), ("txt", Str)], Int, "Remove headers named hrm, then insert the line at the top", rminsert),
-    ex("hdr", "is_present", &[("hname", Str)], Int, "1 if the received message has this header, else -1", is_present),
-    ex("hdr", "get", &[("hname", Str)], Xval, "Body of the first header with this name, or None", get),
-    ex("hdr", "gete", &[("hname", Str)], Xval, "Body of the first header with this name, or \"\"", gete),
-    ex("hdr", "getw", &[("hname", Str)], Xval, "Body of the first header with this name, or \"<<null>>\"", getw),
-    ex("hdr", "get_idx", &[("hname", Str), ("idx", Int)], Xval, "Body of the idx-th header with this name (negative from the end), or None", get_idx),
-    ex("hdr", "gete_idx", &[("hname", Str), ("idx", Int)], Xval, "Body of the idx-th header with this name, or \"\"", gete_idx),
-    ex("hdr", "count", &[("hname", Str)], Int, "Number of headers with this name", count),
-    ex("hdr", "append_to_reply", &[("txt", Str)], Int, "Add a header line to the next locally generated reply", append_to_reply),
+    ex(
+        "hdr",
+        "append",
+        &[("txt", Str)],
+        Int,
+        "Append a header line (\"Name: value\\r\\n\") after the last header",
+        append,
+    ),
+    ex(
+        "hdr",
+        "append_after",
+        &[("txt", Str), ("hname", Str)],
+        Int,
+        "Add a header line after the first header with this name",
+        append_after,
+    ),
+    ex(
+        "hdr",
+        "insert",
+        &[("txt", Str)],
+        Int,
+        "Insert a header line before the first header",
+        insert,
+    ),
+    ex(
+        "hdr",
+        "insert_before",
+        &[("txt", Str), ("hname", Str)],
+        Int,
+        "Add a header line before the first header with this name",
+        insert_before,
+    ),
+    ex(
+        "hdr",
+        "remove",
+        &[("hname", Str)],
+        Int,
+        "Remove every header with this name (compact forms too)",
+        remove,
+    ),
+    ex(
+        "hdr",
+        "rmappend",
+        &[("hrm", Str), ("txt", Str)],
+        Int,
+        "Remove headers named hrm, then append the line",
+        rmappend,
+    ),
+    ex(
+        "hdr",
+        "rminsert",
+        &[("hrm", Str), ("txt", Str)],
+        Int,
+        "Remove headers named hrm, then insert the line at the top",
+        rminsert,
+    ),
+    ex(
+        "hdr",
+        "is_present",
+        &[("hname", Str)],
+        Int,
+        "1 if the received message has this header, else -1",
+        is_present,
+    ),
+    ex(
+        "hdr",
+        "get",
+        &[("hname", Str)],
+        Xval,
+        "Body of the first header with this name, or None",
+        get,
+    ),
+    ex(
+        "hdr",
+        "gete",
+        &[("hname", Str)],
+        Xval,
+        "Body of the first header with this name, or \"\"",
+        gete,
+    ),
+    ex(
+        "hdr",
+        "getw",
+        &[("hname", Str)],
+        Xval,
+        "Body of the first header with this name, or \"<<null>>\"",
+        getw,
+    ),
+    ex(
+        "hdr",
+        "get_idx",
+        &[("hname", Str), ("idx", Int)],
+        Xval,
+        "Body of the idx-th header with this name (negative from the end), or None",
+        get_idx,
+    ),
+    ex(
+        "hdr",
+        "gete_idx",
+        &[("hname", Str), ("idx", Int)],
+        Xval,
+        "Body of the idx-th header with this name, or \"\"",
+        gete_idx,
+    ),
+    ex(
+        "hdr",
+        "count",
+        &[("hname", Str)],
+        Int,
+        "Number of headers with this name",
+        count,
+    ),
+    ex(
+        "hdr",
+        "append_to_reply",
+        &[("txt", Str)],
+        Int,
+        "Add a header line to the next locally generated reply",
+        append_to_reply,
+    ),
 ];

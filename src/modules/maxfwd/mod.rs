@@ -9,20 +9,30 @@ pub const DEFAULT_MAX_LIMIT: i64 = 70;
 
 fn process_maxfwd(ctx: &mut RouteCtx, a: &Args) -> Val {
     let limit = a.int(0);
-    let max_limit = ctx.core.cfg.modparams.get_int("maxfwd", "max_limit").unwrap_or(DEFAULT_MAX_LIMIT);
-    let Some(m) = ctx.request() else { return Val::Int(-2) };
+    let max_limit = ctx
+        .core
+        .cfg
+        .modparams
+        .get_int("maxfwd", "max_limit")
+        .unwrap_or(DEFAULT_MAX_LIMIT);
+    let Some(m) = ctx.request() else {
+        return Val::Int(-2);
+    };
     if !(0..=255).contains(&limit) {
         return Val::Int(-2);
     }
     match m.first(HdrName::MaxForwards) {
         None => {
             let at = m.first_header_offset();
-            ctx.edits.insert(at, format!("Max-Forwards: {limit}\r\n").into_bytes());
+            ctx.edits
+                .insert(at, format!("Max-Forwards: {limit}\r\n").into_bytes());
             Val::Int(2)
         }
         Some(h) => {
             let span = h.value_span;
-            let Ok(Some(v)) = m.max_forwards() else { return Val::Int(-2) };
+            let Ok(Some(v)) = m.max_forwards() else {
+                return Val::Int(-2);
+            };
             if v == 0 {
                 return Val::Int(-1);
             }
@@ -35,7 +45,9 @@ fn process_maxfwd(ctx: &mut RouteCtx, a: &Args) -> Val {
 }
 
 fn is_maxfwd_lt(ctx: &mut RouteCtx, a: &Args) -> Val {
-    let Some(m) = ctx.request() else { return Val::Int(-2) };
+    let Some(m) = ctx.request() else {
+        return Val::Int(-2);
+    };
     match m.max_forwards() {
         Ok(Some(v)) => Val::Int(if (v as i64) < a.int(0) { 1 } else { -1 }),
         Ok(None) => Val::Int(-1),

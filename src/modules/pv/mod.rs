@@ -48,7 +48,11 @@ fn first_value(m: &SipMsg, name: &str) -> Option<String> {
 }
 
 fn name_addr(m: &SipMsg, from: bool) -> Option<&NameAddr> {
-    if from { m.from_hdr().ok() } else { m.to_hdr().ok() }
+    if from {
+        m.from_hdr().ok()
+    } else {
+        m.to_hdr().ok()
+    }
 }
 
 /// Read a PV.
@@ -66,7 +70,10 @@ pub fn get(ctx: &RouteCtx, pv: &Pv) -> Option<PvVal> {
         Pv::BFlags => return Some(PvVal::Int(ctx.bflags as i64)),
         Pv::Ts => return Some(PvVal::Int(ctx.msg_time)),
         Pv::TsNow => {
-            let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+            let t = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
             return Some(PvVal::Int(t as i64));
         }
         Pv::BranchIdx => return Some(PvVal::Int(0)),
@@ -88,7 +95,9 @@ pub fn get(ctx: &RouteCtx, pv: &Pv) -> Option<PvVal> {
             crate::sip::Scheme::Tel => "tel".to_string(),
             crate::sip::Scheme::Other(o) => o,
         }),
-        Pv::RTransport => ruri_parsed(ctx)?.transport().map(|t| PvVal::Str(t.to_ascii_lowercase())),
+        Pv::RTransport => ruri_parsed(ctx)?
+            .transport()
+            .map(|t| PvVal::Str(t.to_ascii_lowercase())),
         Pv::OrigRu => m.is_request().then(|| PvVal::Str(lossy(m.ruri_bytes()))),
         Pv::OrigRUser => m.ruri().ok()?.user.clone().map(PvVal::Str),
         Pv::OrigRDomain => s(m.ruri().ok()?.host.clone()),
@@ -115,16 +124,33 @@ pub fn get(ctx: &RouteCtx, pv: &Pv) -> Option<PvVal> {
         Pv::RcvPort => Some(PvVal::Int(ctx.ep.local.port() as i64)),
         Pv::Proto => s(ctx.ep.proto.as_str()),
         Pv::FromUri | Pv::ToUri => s(name_addr(m, *pv == Pv::FromUri)?.uri_text.clone()),
-        Pv::FromUser | Pv::ToUser => name_addr(m, *pv == Pv::FromUser)?.uri.user.clone().map(PvVal::Str),
+        Pv::FromUser | Pv::ToUser => name_addr(m, *pv == Pv::FromUser)?
+            .uri
+            .user
+            .clone()
+            .map(PvVal::Str),
         Pv::FromDomain | Pv::ToDomain => s(name_addr(m, *pv == Pv::FromDomain)?.uri.host.clone()),
-        Pv::FromName | Pv::ToName => name_addr(m, *pv == Pv::FromName)?.display.clone().map(PvVal::Str),
-        Pv::FromTag | Pv::ToTag => name_addr(m, *pv == Pv::FromTag)?.tag().map(|t| PvVal::Str(t.to_string())),
+        Pv::FromName | Pv::ToName => name_addr(m, *pv == Pv::FromName)?
+            .display
+            .clone()
+            .map(PvVal::Str),
+        Pv::FromTag | Pv::ToTag => name_addr(m, *pv == Pv::FromTag)?
+            .tag()
+            .map(|t| PvVal::Str(t.to_string())),
         Pv::CallId => m.call_id().map(|c| PvVal::Str(c.to_string())),
-        Pv::Contact => m.first(HdrName::Contact).map(|h| PvVal::Str(lossy(m.value(h)))),
+        Pv::Contact => m
+            .first(HdrName::Contact)
+            .map(|h| PvVal::Str(lossy(m.value(h)))),
         Pv::CSeqNum => Some(PvVal::Str(m.cseq().ok()?.num.to_string())),
-        Pv::CSeqHdr => m.first(HdrName::CSeq).map(|h| PvVal::Str(lossy(m.value(h)))),
-        Pv::UserAgent => m.first(HdrName::UserAgent).map(|h| PvVal::Str(lossy(m.value(h)))),
-        Pv::Server => m.first(HdrName::Server).map(|h| PvVal::Str(lossy(m.value(h)))),
+        Pv::CSeqHdr => m
+            .first(HdrName::CSeq)
+            .map(|h| PvVal::Str(lossy(m.value(h)))),
+        Pv::UserAgent => m
+            .first(HdrName::UserAgent)
+            .map(|h| PvVal::Str(lossy(m.value(h)))),
+        Pv::Server => m
+            .first(HdrName::Server)
+            .map(|h| PvVal::Str(lossy(m.value(h)))),
         Pv::Status => m.status().map(|c| PvVal::Int(c as i64)),
         Pv::Reason => m.status().map(|_| PvVal::Str(lossy(m.reason()))),
         Pv::Body => {
@@ -147,7 +173,9 @@ pub fn get(ctx: &RouteCtx, pv: &Pv) -> Option<PvVal> {
 }
 
 fn auth_field(m: &SipMsg, pv: &Pv) -> Option<PvVal> {
-    let h = m.first(HdrName::Authorization).or_else(|| m.first(HdrName::ProxyAuthorization))?;
+    let h = m
+        .first(HdrName::Authorization)
+        .or_else(|| m.first(HdrName::ProxyAuthorization))?;
     let v = lossy(m.value(h));
     let want = match pv {
         Pv::AuthUser | Pv::AuthDomain => "username",
@@ -242,12 +270,21 @@ pub fn set(ctx: &mut RouteCtx, pv: &Pv, val: Option<PvVal>) -> Result<(), PvSetE
         }
         Pv::RPort => {
             let t = text(&val);
-            let p: Option<u16> = if t.is_empty() || t == "0" { None } else { Some(t.parse().map_err(|_| PvSetError::Value(t.clone()))?) };
+            let p: Option<u16> = if t.is_empty() || t == "0" {
+                None
+            } else {
+                Some(t.parse().map_err(|_| PvSetError::Value(t.clone()))?)
+            };
             set_ruri_part(ctx, |u| u.port = p)?
         }
-        Pv::FromUri | Pv::FromUser | Pv::FromDomain | Pv::FromName | Pv::ToUri | Pv::ToUser | Pv::ToDomain | Pv::ToName => {
-            set_name_addr(ctx, pv, text(&val))?
-        }
+        Pv::FromUri
+        | Pv::FromUser
+        | Pv::FromDomain
+        | Pv::FromName
+        | Pv::ToUri
+        | Pv::ToUser
+        | Pv::ToDomain
+        | Pv::ToName => set_name_addr(ctx, pv, text(&val))?,
         _ => return Err(PvSetError::ReadOnly),
     }
     Ok(())
@@ -255,11 +292,17 @@ pub fn set(ctx: &mut RouteCtx, pv: &Pv, val: Option<PvVal>) -> Result<(), PvSetE
 
 /// Rewrite the From/To value (display and URI), keeping its parameters (tags stay intact).
 fn set_name_addr(ctx: &mut RouteCtx, pv: &Pv, t: String) -> Result<(), PvSetError> {
-    let from = matches!(pv, Pv::FromUri | Pv::FromUser | Pv::FromDomain | Pv::FromName);
+    let from = matches!(
+        pv,
+        Pv::FromUri | Pv::FromUser | Pv::FromDomain | Pv::FromName
+    );
     let m = ctx.request().ok_or(PvSetError::NoMsg)?;
     let hn = if from { HdrName::From } else { HdrName::To };
     let h = m.first(hn).ok_or(PvSetError::NoMsg)?.clone();
-    let current = ctx.hdr_override(h.value_span).map(|s| s.to_string()).unwrap_or_else(|| lossy(m.value(&h)));
+    let current = ctx
+        .hdr_override(h.value_span)
+        .map(|s| s.to_string())
+        .unwrap_or_else(|| lossy(m.value(&h)));
     let mut na = NameAddr::parse(current.as_bytes()).map_err(|_| PvSetError::NoMsg)?;
     match pv {
         Pv::FromUri | Pv::ToUri => {
@@ -295,7 +338,12 @@ fn set_name_addr(ctx: &mut RouteCtx, pv: &Pv, t: String) -> Result<(), PvSetErro
     Ok(())
 }
 
-fn with_pv<R>(ctx: &mut RouteCtx, name: &str, f: impl FnOnce(&mut RouteCtx, &Pv) -> R, err: R) -> R {
+fn with_pv<R>(
+    ctx: &mut RouteCtx,
+    name: &str,
+    f: impl FnOnce(&mut RouteCtx, &Pv) -> R,
+    err: R,
+) -> R {
     match ctx.pv_cache.get(name) {
         Ok(pv) => f(ctx, &pv),
         Err(e) => {
@@ -306,21 +354,50 @@ fn with_pv<R>(ctx: &mut RouteCtx, name: &str, f: impl FnOnce(&mut RouteCtx, &Pv)
 }
 
 fn pv_get(ctx: &mut RouteCtx, a: &Args) -> Val {
-    with_pv(ctx, a.str(0), |c, pv| get(c, pv).map(Val::from).unwrap_or(Val::None), Val::None)
+    with_pv(
+        ctx,
+        a.str(0),
+        |c, pv| get(c, pv).map(Val::from).unwrap_or(Val::None),
+        Val::None,
+    )
 }
 fn pv_gete(ctx: &mut RouteCtx, a: &Args) -> Val {
-    with_pv(ctx, a.str(0), |c, pv| get(c, pv).map(Val::from).unwrap_or(Val::Str(String::new())), Val::Str(String::new()))
+    with_pv(
+        ctx,
+        a.str(0),
+        |c, pv| get(c, pv).map(Val::from).unwrap_or(Val::Str(String::new())),
+        Val::Str(String::new()),
+    )
 }
 fn pv_getw(ctx: &mut RouteCtx, a: &Args) -> Val {
-    with_pv(ctx, a.str(0), |c, pv| get(c, pv).map(Val::from).unwrap_or(Val::Str("<<null>>".into())), Val::Str("<<null>>".into()))
+    with_pv(
+        ctx,
+        a.str(0),
+        |c, pv| {
+            get(c, pv)
+                .map(Val::from)
+                .unwrap_or(Val::Str("<<null>>".into()))
+        },
+        Val::Str("<<null>>".into()),
+    )
 }
 fn pv_getvs(ctx: &mut RouteCtx, a: &Args) -> Val {
     let dflt = a.str(1).to_string();
-    with_pv(ctx, a.str(0), |c, pv| get(c, pv).map(Val::from).unwrap_or(Val::Str(dflt.clone())), Val::Str(a.str(1).to_string()))
+    with_pv(
+        ctx,
+        a.str(0),
+        |c, pv| get(c, pv).map(Val::from).unwrap_or(Val::Str(dflt.clone())),
+        Val::Str(a.str(1).to_string()),
+    )
 }
 fn pv_getvn(ctx: &mut RouteCtx, a: &Args) -> Val {
     let d = a.int(1);
-    with_pv(ctx, a.str(0), |c, pv| get(c, pv).map(Val::from).unwrap_or(Val::Int(d)), Val::Int(d))
+    with_pv(
+        ctx,
+        a.str(0),
+        |c, pv| get(c, pv).map(Val::from).unwrap_or(Val::Int(d)),
+        Val::Int(d),
+    )
 }
 fn do_set(ctx: &mut RouteCtx, name: &str, v: Option<PvVal>) -> Val {
     with_pv(
@@ -356,7 +433,12 @@ fn pv_unset(ctx: &mut RouteCtx, a: &Args) -> Val {
     do_set(ctx, name, None)
 }
 fn pv_is_null(ctx: &mut RouteCtx, a: &Args) -> Val {
-    with_pv(ctx, a.str(0), |c, pv| Val::Bool(get(c, pv).is_none()), Val::Bool(true))
+    with_pv(
+        ctx,
+        a.str(0),
+        |c, pv| Val::Bool(get(c, pv).is_none()),
+        Val::Bool(true),
+    )
 }
 fn pv_setx(ctx: &mut RouteCtx, a: &Args) -> Val {
     // `sets` with an empty-string value on $du and friends resets them; kept for script parity.
@@ -365,14 +447,84 @@ fn pv_setx(ctx: &mut RouteCtx, a: &Args) -> Val {
 
 /// `KSR.pv.*` exports.
 pub static EXPORTS: &[Export] = &[
-    ex("pv", "get", &[("name", Str)], Xval, "Value of a pseudo-variable: str, int, or None when null", pv_get),
-    ex("pv", "gete", &[("name", Str)], Xval, "Like get, but an empty string when null", pv_gete),
-    ex("pv", "getw", &[("name", Str)], Xval, "Like get, but \"<<null>>\" when null", pv_getw),
-    ex("pv", "getvs", &[("name", Str), ("default", Str)], Xval, "Like get, with a string default when null", pv_getvs),
-    ex("pv", "getvn", &[("name", Str), ("default", Int)], Xval, "Like get, with an integer default when null", pv_getvn),
-    ex("pv", "sets", &[("name", Str), ("value", Str)], Bool, "Assign a string to a writable pseudo-variable", pv_sets),
-    ex("pv", "seti", &[("name", Str), ("value", Int)], Bool, "Assign an integer to a writable pseudo-variable", pv_seti),
-    ex("pv", "unset", &[("name", Str)], Bool, "Unset a pseudo-variable ($null assignment; one AVP value)", pv_unset),
-    ex("pv", "setn", &[("name", Str)], Bool, "Assign $null to a pseudo-variable", pv_setx),
-    ex("pv", "is_null", &[("name", Str)], Bool, "True if the pseudo-variable is null, unset or invalid", pv_is_null),
+    ex(
+        "pv",
+        "get",
+        &[("name", Str)],
+        Xval,
+        "Value of a pseudo-variable: str, int, or None when null",
+        pv_get,
+    ),
+    ex(
+        "pv",
+        "gete",
+        &[("name", Str)],
+        Xval,
+        "Like get, but an empty string when null",
+        pv_gete,
+    ),
+    ex(
+        "pv",
+        "getw",
+        &[("name", Str)],
+        Xval,
+        "Like get, but \"<<null>>\" when null",
+        pv_getw,
+    ),
+    ex(
+        "pv",
+        "getvs",
+        &[("name", Str), ("default", Str)],
+        Xval,
+        "Like get, with a string default when null",
+        pv_getvs,
+    ),
+    ex(
+        "pv",
+        "getvn",
+        &[("name", Str), ("default", Int)],
+        Xval,
+        "Like get, with an integer default when null",
+        pv_getvn,
+    ),
+    ex(
+        "pv",
+        "sets",
+        &[("name", Str), ("value", Str)],
+        Bool,
+        "Assign a string to a writable pseudo-variable",
+        pv_sets,
+    ),
+    ex(
+        "pv",
+        "seti",
+        &[("name", Str), ("value", Int)],
+        Bool,
+        "Assign an integer to a writable pseudo-variable",
+        pv_seti,
+    ),
+    ex(
+        "pv",
+        "unset",
+        &[("name", Str)],
+        Bool,
+        "Unset a pseudo-variable ($null assignment; one AVP value)",
+        pv_unset,
+    ),
+    ex(
+        "pv",
+        "setn",
+        &[("name", Str)],
+        Bool,
+        "Assign $null to a pseudo-variable",
+        pv_setx,
+    ),
+    ex(
+        "pv",
+        "is_null",
+        &[("name", Str)],
+        Bool,
+        "True if the pseudo-variable is null, unset or invalid",
+        pv_is_null,
+    ),
 ];

@@ -6,17 +6,59 @@ use std::sync::Arc as Rc;
 /// A parsed pseudo-variable.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Pv {
-    Ru, RUser, RDomain, RPort, RScheme, RTransport,
-    OrigRu, OrigRUser, OrigRDomain,
-    Du, Method, SrcIp, SrcPort, SrcUri, RcvIp, RcvPort, Proto,
-    FromUri, FromUser, FromDomain, FromName, FromTag,
-    ToUri, ToUser, ToDomain, ToName, ToTag,
-    CallId, Contact, CSeqNum, CSeqHdr, UserAgent, Server,
-    Status, Reason, Body, BodyLen, Msg, MsgLen,
-    Ts, TsNow, BranchIdx, Flags, BFlags, MsgId,
-    AuthUser, AuthRealm, AuthUri, AuthDomain,
-    Hdr(String), HdrCount(String),
-    Var(String), Avp(String, Option<usize>),
+    Ru,
+    RUser,
+    RDomain,
+    RPort,
+    RScheme,
+    RTransport,
+    OrigRu,
+    OrigRUser,
+    OrigRDomain,
+    Du,
+    Method,
+    SrcIp,
+    SrcPort,
+    SrcUri,
+    RcvIp,
+    RcvPort,
+    Proto,
+    FromUri,
+    FromUser,
+    FromDomain,
+    FromName,
+    FromTag,
+    ToUri,
+    ToUser,
+    ToDomain,
+    ToName,
+    ToTag,
+    CallId,
+    Contact,
+    CSeqNum,
+    CSeqHdr,
+    UserAgent,
+    Server,
+    Status,
+    Reason,
+    Body,
+    BodyLen,
+    Msg,
+    MsgLen,
+    Ts,
+    TsNow,
+    BranchIdx,
+    Flags,
+    BFlags,
+    MsgId,
+    AuthUser,
+    AuthRealm,
+    AuthUri,
+    AuthDomain,
+    Hdr(String),
+    HdrCount(String),
+    Var(String),
+    Avp(String, Option<usize>),
     Def(String),
     /// `$null`.
     Null,
@@ -35,7 +77,10 @@ pub fn parse(name: &str) -> Result<Pv, PvNameError> {
     let (s, idx) = if let Some(inner) = s.strip_prefix('(').and_then(|x| x.strip_suffix(')')) {
         match inner.rfind('[') {
             Some(b) if inner.ends_with(']') => {
-                let i: usize = inner[b + 1..inner.len() - 1].trim().parse().map_err(|_| bad())?;
+                let i: usize = inner[b + 1..inner.len() - 1]
+                    .trim()
+                    .parse()
+                    .map_err(|_| bad())?;
                 (&inner[..b], Some(i))
             }
             _ => (inner, None),
@@ -143,7 +188,10 @@ mod tests {
     #[test]
     fn names() {
         assert_eq!(parse("$ru").unwrap(), Pv::Ru);
-        assert_eq!(parse("$hdr(User-Agent)").unwrap(), Pv::Hdr("User-Agent".into()));
+        assert_eq!(
+            parse("$hdr(User-Agent)").unwrap(),
+            Pv::Hdr("User-Agent".into())
+        );
         assert_eq!(parse("$(avp(x)[2])").unwrap(), Pv::Avp("x".into(), Some(2)));
         assert_eq!(parse("$avp(s:x)").unwrap(), Pv::Avp("x".into(), None));
         assert!(parse("ru").is_err());

@@ -24,7 +24,15 @@ pub mod bits {
     pub const AUTHORIZATION: i64 = 1 << 13;
     pub const VIA1_HEADER: i64 = 1 << 14;
     /// Kamailio's SANITY_DEFAULT_CHECKS.
-    pub const DEFAULT: i64 = RURI_SIP_VERSION | RURI_SCHEME | REQUIRED_HEADERS | CSEQ_METHOD | CSEQ_VALUE | CL | EXPIRES_VALUE | PROXY_REQUIRE | CHECK_DIGEST;
+    pub const DEFAULT: i64 = RURI_SIP_VERSION
+        | RURI_SCHEME
+        | REQUIRED_HEADERS
+        | CSEQ_METHOD
+        | CSEQ_VALUE
+        | CL
+        | EXPIRES_VALUE
+        | PROXY_REQUIRE
+        | CHECK_DIGEST;
     pub const URI_RURI: i64 = 1;
     pub const URI_FROM: i64 = 2;
     pub const URI_TO: i64 = 4;
@@ -46,15 +54,22 @@ fn check(m: &SipMsg, checks: i64, uri_checks: i64, proxy_requires: &[String]) ->
     if req && has(RURI_SCHEME) {
         match m.ruri() {
             Ok(u) if matches!(u.scheme, Scheme::Sip | Scheme::Sips | Scheme::Tel) => {}
-            Ok(u) if matches!(&u.scheme, Scheme::Other(s) if s.eq_ignore_ascii_case("tels") || s.eq_ignore_ascii_case("urn")) => {}
+            Ok(u) if matches!(&u.scheme, Scheme::Other(s) if s.eq_ignore_ascii_case("tels") || s.eq_ignore_ascii_case("urn")) =>
+                {}
             Ok(_) => return Err(Fail(416, "Unsupported URI Scheme in Request URI", None)),
             Err(_) => return Err(Fail(400, "Bad Request URI", None)),
         }
     }
     if has(REQUIRED_HEADERS) {
-        let missing = [HdrName::To, HdrName::From, HdrName::CSeq, HdrName::CallId, HdrName::Via]
-            .iter()
-            .any(|h| m.first(*h).is_none());
+        let missing = [
+            HdrName::To,
+            HdrName::From,
+            HdrName::CSeq,
+            HdrName::CallId,
+            HdrName::Via,
+        ]
+        .iter()
+        .any(|h| m.first(*h).is_none());
         if missing {
             return Err(Fail(400, "Missing Required Header in Request", None));
         }
@@ -65,19 +80,25 @@ fn check(m: &SipMsg, checks: i64, uri_checks: i64, proxy_requires: &[String]) ->
         if has(VIA_SIP_VERSION) && !top.protocol.eq_ignore_ascii_case("SIP/2.0") {
             return Err(Fail(505, "Version Not Supported (Via)", None));
         }
-        if has(VIA_PROTOCOL) && !["UDP", "TCP", "TLS", "SCTP", "WS", "WSS"].contains(&top.transport.as_str()) {
+        if has(VIA_PROTOCOL)
+            && !["UDP", "TCP", "TLS", "SCTP", "WS", "WSS"].contains(&top.transport.as_str())
+        {
             return Err(Fail(400, "Unsupported Transport in Topmost Via", None));
         }
     }
     if has(CSEQ_METHOD) || has(CSEQ_VALUE) {
-        let cs = m.cseq().map_err(|_| Fail(400, "CSeq number is illegal", None))?;
+        let cs = m
+            .cseq()
+            .map_err(|_| Fail(400, "CSeq number is illegal", None))?;
         if req && has(CSEQ_METHOD) && cs.method_str != m.method_str() {
             return Err(Fail(400, "CSeq method does not match request method", None));
         }
     }
     if has(CL) {
         if let Some(h) = m.first(HdrName::ContentLength) {
-            let v = std::str::from_utf8(m.value(h)).ok().and_then(|s| s.trim().parse::<usize>().ok());
+            let v = std::str::from_utf8(m.value(h))
+                .ok()
+                .and_then(|s| s.trim().parse::<usize>().ok());
             match v {
                 Some(n) if n == m.body().len() => {}
                 Some(_) => return Err(Fail(400, "Content-Length mis-match", None)),
@@ -87,7 +108,10 @@ fn check(m: &SipMsg, checks: i64, uri_checks: i64, proxy_requires: &[String]) ->
     }
     if has(EXPIRES_VALUE) {
         if let Some(h) = m.first(HdrName::Expires) {
-            let ok = std::str::from_utf8(m.value(h)).ok().and_then(|s| s.trim().parse::<u32>().ok()).is_some();
+            let ok = std::str::from_utf8(m.value(h))
+                .ok()
+                .and_then(|s| s.trim().parse::<u32>().ok())
+                .is_some();
             if !ok {
                 return Err(Fail(400, "Expires value is illegal", None));
             }
@@ -121,7 +145,10 @@ fn check(m: &SipMsg, checks: i64, uri_checks: i64, proxy_requires: &[String]) ->
         if uri_checks & URI_CONTACT != 0 {
             match m.contacts() {
                 Err(_) => return Err(Fail(400, "Bad Contact Header", None)),
-                Ok(Contacts::List(l)) if l.iter().any(|c| !matches!(c.uri.scheme, Scheme::Sip | Scheme::Sips)) => {
+                Ok(Contacts::List(l))
+                    if l.iter()
+                        .any(|c| !matches!(c.uri.scheme, Scheme::Sip | Scheme::Sips)) =>
+                {
                     return Err(Fail(400, "Bad Contact URI", None))
                 }
                 Ok(_) => {}
@@ -129,7 +156,10 @@ fn check(m: &SipMsg, checks: i64, uri_checks: i64, proxy_requires: &[String]) ->
         }
     }
     if has(CHECK_DIGEST) {
-        for h in m.all(HdrName::Authorization).chain(m.all(HdrName::ProxyAuthorization)) {
+        for h in m
+            .all(HdrName::Authorization)
+            .chain(m.all(HdrName::ProxyAuthorization))
+        {
             let v = String::from_utf8_lossy(m.value(h));
             let Some((scheme, rest)) = v.split_once(|c: char| c.is_ascii_whitespace()) else {
                 return Err(Fail(400, "Bad Auth Header", None));
@@ -140,20 +170,34 @@ fn check(m: &SipMsg, checks: i64, uri_checks: i64, proxy_requires: &[String]) ->
             let field = |n: &str| {
                 rest.split(',').find_map(|p| {
                     let (k, v) = p.split_once('=')?;
-                    k.trim().eq_ignore_ascii_case(n).then(|| v.trim().trim_matches('"').to_string())
+                    k.trim()
+                        .eq_ignore_ascii_case(n)
+                        .then(|| v.trim().trim_matches('"').to_string())
                 })
             };
             match (field("username"), field("nonce"), field("response")) {
-                (None, _, _) | (_, None, _) | (_, _, None) => return Err(Fail(400, "Bad Auth Credentials", None)),
+                (None, _, _) | (_, None, _) | (_, _, None) => {
+                    return Err(Fail(400, "Bad Auth Credentials", None))
+                }
                 (Some(u), _, _) if u.is_empty() => return Err(Fail(400, "Auth Empty User", None)),
                 (_, Some(n), _) if n.is_empty() => return Err(Fail(400, "Auth Empty Nonce", None)),
-                (_, _, Some(r)) if r.is_empty() => return Err(Fail(400, "Auth Empty Response", None)),
+                (_, _, Some(r)) if r.is_empty() => {
+                    return Err(Fail(400, "Auth Empty Response", None))
+                }
                 _ => {}
             }
         }
     }
     if has(CHECK_DUPTAGS) {
-        let tags = |na: Option<&crate::sip::NameAddr>| na.map(|n| n.params.iter().filter(|(k, _)| k.eq_ignore_ascii_case("tag")).count()).unwrap_or(0);
+        let tags = |na: Option<&crate::sip::NameAddr>| {
+            na.map(|n| {
+                n.params
+                    .iter()
+                    .filter(|(k, _)| k.eq_ignore_ascii_case("tag"))
+                    .count()
+            })
+            .unwrap_or(0)
+        };
         if tags(m.from_hdr().ok()) > 1 {
             return Err(Fail(400, "Many From Tag Params", None));
         }
@@ -165,11 +209,18 @@ fn check(m: &SipMsg, checks: i64, uri_checks: i64, proxy_requires: &[String]) ->
 }
 
 fn run(ctx: &mut RouteCtx, checks: i64, uri_checks: i64) -> Val {
-    let Some(m) = ctx.msg.as_ref() else { return Val::Int(-1) };
+    let Some(m) = ctx.msg.as_ref() else {
+        return Val::Int(-1);
+    };
     let cfg = &ctx.core.cfg.modparams;
     let proxy_requires: Vec<String> = cfg
         .get_str("sanity", "proxy_requires")
-        .map(|s| s.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect())
+        .map(|s| {
+            s.split(',')
+                .map(|x| x.trim().to_string())
+                .filter(|x| !x.is_empty())
+                .collect()
+        })
         .unwrap_or_default();
     match check(m, checks, uri_checks, &proxy_requires) {
         Ok(()) => Val::Int(1),
@@ -200,6 +251,20 @@ fn sanity_check_defaults(ctx: &mut RouteCtx, _: &Args) -> Val {
 
 /// `KSR.sanity.*` exports.
 pub static EXPORTS: &[Export] = &[
-    ex("sanity", "sanity_check", &[("msg_checks", Int), ("uri_checks", Int)], Int, "Run the selected checks; on failure the error reply is sent and -1 returned", sanity_check),
-    ex("sanity", "sanity_check_defaults", &[], Int, "Run the checks of the default_checks/uri_checks parameters", sanity_check_defaults),
+    ex(
+        "sanity",
+        "sanity_check",
+        &[("msg_checks", Int), ("uri_checks", Int)],
+        Int,
+        "Run the selected checks; on failure the error reply is sent and -1 returned",
+        sanity_check,
+    ),
+    ex(
+        "sanity",
+        "sanity_check_defaults",
+        &[],
+        Int,
+        "Run the checks of the default_checks/uri_checks parameters",
+        sanity_check_defaults,
+    ),
 ];

@@ -24,7 +24,17 @@ pub fn reply(ctx: &mut RouteCtx, code: i64, reason: &str) -> i64 {
         return -1;
     }
     let mut out = std::mem::take(&mut ctx.out);
-    let r = send_reply(&ctx.core, req, &ctx.ep, code as u16, reason, &ctx.reply_hdrs, b"", ctx.force_rport, &mut out);
+    let r = send_reply(
+        &ctx.core,
+        req,
+        &ctx.ep,
+        code as u16,
+        reason,
+        &ctx.reply_hdrs,
+        b"",
+        ctx.force_rport,
+        &mut out,
+    );
     ctx.out = out;
     match r {
         Ok(()) => {
@@ -46,8 +56,36 @@ fn sl_reply_error(ctx: &mut RouteCtx, _: &Args) -> Val {
 
 /// `KSR.sl.*` exports.
 pub static EXPORTS: &[Export] = &[
-    ex("sl", "sl_send_reply", &[("code", Int), ("reason", Str)], Int, "Send a stateless reply; 1 on success, -1 on error", sl_send_reply),
-    ex("sl", "send_reply", &[("code", Int), ("reason", Str)], Int, "Send a reply (statefully once a transaction exists, else statelessly)", sl_send_reply),
-    ex("sl", "sl_reply_error", &[], Int, "Send the error reply for the last internal error (500)", sl_reply_error),
-    ex("sl", "send_reply_error", &[], Int, "Send the error reply for the last internal error (500)", sl_reply_error),
+    ex(
+        "sl",
+        "sl_send_reply",
+        &[("code", Int), ("reason", Str)],
+        Int,
+        "Send a stateless reply; 1 on success, -1 on error",
+        sl_send_reply,
+    ),
+    ex(
+        "sl",
+        "send_reply",
+        &[("code", Int), ("reason", Str)],
+        Int,
+        "Send a reply (statefully once a transaction exists, else statelessly)",
+        sl_send_reply,
+    ),
+    ex(
+        "sl",
+        "sl_reply_error",
+        &[],
+        Int,
+        "Send the error reply for the last internal error (500)",
+        sl_reply_error,
+    ),
+    ex(
+        "sl",
+        "send_reply_error",
+        &[],
+        Int,
+        "Send the error reply for the last internal error (500)",
+        sl_reply_error,
+    ),
 ];
