@@ -24,6 +24,83 @@ use crate::transport::{Endpoint, Inbound, Proto};
 /// Messages handled per wake-up before looking at the other sources again.
 const BATCH: usize = 64;
 
+/// Datagrams read per `recvmmsg` call.
+const RECV_BATCH: usize = 16;
+/// Largest datagram accepted.
+const MAX_DGRAM: usize = 65535;
+
+/// Buffers for reading several datagrams with one `recvmmsg` system call.
+struct RecvBatch {
+    bufs: Vec<u8>,
+    addrs: Vec<libc::sockaddr_storage>,
+    iovs: Vec<libc::iovec>,
+    hdrs: Vec<libc::mmsghdr>,
+}
+
+impl RecvBatch {
+    fn new() -> Self {
+        let mut b = RecvBatch {
+            bufs: vec![0u8; RECV_BATCH * MAX_DGRAM],
+            addrs: vec![unsafe { std::mem::zeroed() }; RECV_BATCH],
+            iovs: Vec::with_capacity(RECV_BATCH),
+            hdrs: Vec::with_capacity(RECV_BATCH),
+        };
+        for i in 0..RECV_BATCH {
+            b.iovs.push(libc::iovec { iov_base: b.bufs[i * MAX_DGRAM..].as_mut_ptr() as *mut libc::c_void, iov_len: MAX_DGRAM });
+        }
+        for i in 0..RECV_BATCH {
+            let mut h: libc::mmsghdr = unsafe { std::mem::zeroed() };
+            h.msg_hdr.msg_name = &mut b.addrs[i] as *mut libc::sockaddr_storage as *mut libc::c_void;
+            h.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            h.msg_hdr.msg_iov = &mut b.iovs[i] as *mut libc::iovec;
+            h.msg_hdr.msg_iovlen = 1;
+            b.hdrs.push(h);
+        }
+        b
+    }
+
+    /// Read up to RECV_BATCH datagrams without blocking; returns how many.
+    fn recv(&mut self, fd: RawFd) -> usize {
+        for h in &mut self.hdrs {
+            h.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            h.msg_len = 0;
+        }
+        let n = unsafe {
+            libc::recvmmsg(fd, self.hdrs.as_mut_ptr(), RECV_BATCH as libc::c_uint, libc::MSG_DONTWAIT, std::ptr::null_mut())
+        };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::WouldBlock && e.kind() != std::io::ErrorKind::Interrupted {
+                tracing::debug!(error = %e, "udp recv failed");
+            }
+            return 0;
+        }
+        n as usize
+    }
+
+    /// Datagram `k` of the last batch.
+    fn take(&self, k: usize) -> (Bytes, std::net::SocketAddr) {
+        let len = (self.hdrs[k].msg_len as usize).min(MAX_DGRAM);
+        let data = Bytes::copy_from_slice(&self.bufs[k * MAX_DGRAM..k * MAX_DGRAM + len]);
+        (data, sockaddr_to_std(&self.addrs[k]))
+    }
+}
+
+fn sockaddr_to_std(s: &libc::sockaddr_storage) -> std::net::SocketAddr {
+    use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+    match s.ss_family as libc::c_int {
+        libc::AF_INET => {
+            let a = unsafe { &*(s as *const libc::sockaddr_storage as *const libc::sockaddr_in) };
+            SocketAddr::from((Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)), u16::from_be(a.sin_port)))
+        }
+        libc::AF_INET6 => {
+            let a = unsafe { &*(s as *const libc::sockaddr_storage as *const libc::sockaddr_in6) };
+            SocketAddr::from((Ipv6Addr::from(a.sin6_addr.s6_addr), u16::from_be(a.sin6_port)))
+        }
+        _ => SocketAddr::from(([0, 0, 0, 0], 0)),
+    }
+}
+
 /// Hands stream messages to one worker and wakes it.
 #[derive(Clone)]
 pub struct WorkerQueue {
@@ -93,7 +170,6 @@ pub struct Worker {
     udp: Vec<Arc<UdpSocket>>,
     input: WorkerInput,
     ctx: Box<RouteCtx>,
-    buf: Vec<u8>,
 }
 
 impl Worker {
@@ -111,7 +187,6 @@ impl Worker {
             udp,
             input,
             ctx,
-            buf: vec![0u8; 65536],
         }
     }
 
@@ -124,6 +199,7 @@ impl Worker {
 
     fn serve(mut self) {
         ctx::set_current(&mut self.ctx);
+        let mut rx = RecvBatch::new();
         let mut fds: Vec<libc::pollfd> = self
             .udp
             .iter()
@@ -153,24 +229,16 @@ impl Worker {
                     continue;
                 }
                 let Some(local) = locals[i] else { continue };
-                for _ in 0..BATCH {
-                    match self.udp[i].recv_from(&mut self.buf) {
-                        Ok((len, remote)) => {
-                            let data = Bytes::copy_from_slice(&self.buf[..len]);
-                            self.handle(
-                                data,
-                                Endpoint {
-                                    proto: Proto::Udp,
-                                    remote,
-                                    local,
-                                },
-                            );
-                        }
-                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                        Err(e) => {
-                            tracing::debug!(error = %e, "udp recv failed");
-                            break;
-                        }
+                loop {
+                    let fd = self.udp[i].as_raw_fd();
+                    let n = rx.recv(fd);
+                    for k in 0..n {
+                        let (data, remote) = rx.take(k);
+                        self.handle(data, Endpoint { proto: Proto::Udp, remote, local });
+                    }
+                    // A short batch means the socket queue was empty: back to poll.
+                    if n < RECV_BATCH {
+                        break;
                     }
                 }
             }

@@ -13,6 +13,17 @@ pub struct CSeq {
 impl CSeq {
     /// Parses `1*DIGIT LWS Method`; numbers beyond u32 are errors (RFC 4475 scalar02/scalarlg).
     pub fn parse(v: &[u8]) -> Result<CSeq, ParseError> {
+        let (num, m) = CSeq::scan(v)?;
+        Ok(CSeq {
+            num,
+            method: Method::from_bytes(m),
+            // token chars are ASCII, so this is exact.
+            method_str: String::from_utf8_lossy(m).into_owned(),
+        })
+    }
+
+    /// Checks a value exactly as `parse` does, without allocating: `(number, method text)`.
+    pub(crate) fn scan(v: &[u8]) -> Result<(u32, &[u8]), ParseError> {
         let v = trimmed(v);
         let mut i = 0;
         let mut num: u32 = 0;
@@ -34,12 +45,6 @@ impl CSeq {
         if me == ms || me != v.len() {
             return Err(ParseError::BadValue("CSeq", "bad method"));
         }
-        let m = &v[ms..me];
-        Ok(CSeq {
-            num,
-            method: Method::from_bytes(m),
-            // token chars are ASCII, so this is exact.
-            method_str: String::from_utf8_lossy(m).into_owned(),
-        })
+        Ok((num, &v[ms..me]))
     }
 }

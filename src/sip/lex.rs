@@ -63,10 +63,12 @@ pub(crate) fn quoted_end(b: &[u8], i: usize) -> Option<usize> {
     None
 }
 
-/// Splits a header value on top-level commas (not inside quotes or `<...>`);
-/// yields untrimmed `(start, end)` ranges. Unbalanced quotes run to the end.
-pub(crate) fn split_commas(b: &[u8]) -> Vec<(usize, usize)> {
-    let mut out = Vec::new();
+/// Calls `f(start, end)` for each part of a header value split on top-level commas (not inside
+/// quotes or `<...>`); ranges are untrimmed. Unbalanced quotes run to the end.
+pub(crate) fn for_each_comma<E>(
+    b: &[u8],
+    mut f: impl FnMut(usize, usize) -> Result<(), E>,
+) -> Result<(), E> {
     let mut start = 0;
     let mut i = 0;
     let mut angle = false;
@@ -82,19 +84,35 @@ pub(crate) fn split_commas(b: &[u8]) -> Vec<(usize, usize)> {
             b'<' => angle = true,
             b'>' => angle = false,
             b',' if !angle => {
-                out.push((start, i));
+                f(start, i)?;
                 start = i + 1;
             }
             _ => {}
         }
         i += 1;
     }
-    out.push((start, b.len()));
+    f(start, b.len())
+}
+
+/// Splits a header value on top-level commas (not inside quotes or `<...>`);
+/// yields untrimmed `(start, end)` ranges. Unbalanced quotes run to the end.
+#[allow(dead_code)]
+pub(crate) fn split_commas(b: &[u8]) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let _ = for_each_comma::<()>(b, |s, e| {
+        out.push((s, e));
+        Ok(())
+    });
     out
 }
 
+/// Owned text of `b`; invalid UTF-8 is replaced. Valid input (the usual, ASCII case) is copied once.
+#[inline]
 pub(crate) fn lossy(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
+    match std::str::from_utf8(b) {
+        Ok(s) => s.to_owned(),
+        Err(_) => String::from_utf8_lossy(b).into_owned(),
+    }
 }
 
 /// Decimal digits only (no sign, no blanks), without overflow.
@@ -127,20 +145,24 @@ pub(crate) fn find_param<'a>(
         .map(|(_, v)| v.as_deref())
 }
 
-/// Where a header parameter's name starts and its value ends, for in-place edits.
+/// One header parameter as offsets into the scanned bytes.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct ParamPos {
+pub(crate) struct ParamAt {
     pub name_start: usize,
+    pub name_end: usize,
+    /// Value `(start, end)`; quoted values keep their quotes.
+    pub value: Option<(usize, usize)>,
+    /// Where the parameter (its value, or its name when valueless) ends.
     pub end: usize,
 }
 
-/// Parses `*( LWS ";" LWS name [ LWS "=" LWS value ] )` starting at `i`.
-/// Returns where it stopped; the caller decides whether trailing bytes are an error.
-pub(crate) fn parse_params(
+/// Scans `*( LWS ";" LWS name [ LWS "=" LWS value ] )` starting at `i` without allocating,
+/// calling `f` for each parameter. Returns where it stopped; the caller decides whether
+/// trailing bytes are an error.
+pub(crate) fn scan_params(
     b: &[u8],
     mut i: usize,
-    out: &mut Params,
-    mut pos: Option<&mut Vec<ParamPos>>,
+    mut f: impl FnMut(ParamAt),
 ) -> Result<usize, &'static str> {
     loop {
         let j = skip_lws(b, i);
@@ -152,7 +174,6 @@ pub(crate) fn parse_params(
         if ne == ns {
             return Err("empty parameter");
         }
-        let name = lossy(&b[ns..ne]);
         let k = skip_lws(b, ne);
         let (value, end) = if k < b.len() && b[k] == b'=' {
             let vs = skip_lws(b, k + 1);
@@ -170,17 +191,30 @@ pub(crate) fn parse_params(
             if ve == vs {
                 return Err("empty parameter value");
             }
-            (Some(lossy(&b[vs..ve])), ve)
+            (Some((vs, ve)), ve)
         } else {
             (None, ne)
         };
-        out.push((name, value));
-        if let Some(p) = pos.as_deref_mut() {
-            p.push(ParamPos {
-                name_start: ns,
-                end,
-            });
-        }
+        f(ParamAt {
+            name_start: ns,
+            name_end: ne,
+            value,
+            end,
+        });
         i = end;
     }
+}
+
+/// Owned `(name, value)` of a scanned parameter.
+#[inline]
+pub(crate) fn owned_param(b: &[u8], p: &ParamAt) -> (String, Option<String>) {
+    (
+        lossy(&b[p.name_start..p.name_end]),
+        p.value.map(|(s, e)| lossy(&b[s..e])),
+    )
+}
+
+/// Like `scan_params`, collecting owned parameters into `out`.
+pub(crate) fn parse_params(b: &[u8], i: usize, out: &mut Params) -> Result<usize, &'static str> {
+    scan_params(b, i, |p| out.push(owned_param(b, &p)))
 }

@@ -1,6 +1,8 @@
 use super::error::ParseError;
-use super::lex::{find_param, is_lws, lossy, parse_params, quoted_end, skip_lws, trimmed, Params};
-use super::uri::Uri;
+use super::lex::{
+    find_param, is_lws, lossy, parse_params, quoted_end, scan_params, skip_lws, trimmed, Params,
+};
+use super::uri::{RawUri, Uri};
 
 /// From/To/Contact-style value: optional display name, URI, header parameters.
 #[derive(Clone, Debug)]
@@ -38,31 +40,28 @@ impl NameAddr {
 
     /// Parses one name-addr or addr-spec with header parameters.
     pub fn parse(v: &[u8]) -> Result<NameAddr, ParseError> {
+        NameAddr::scan(v).map(|r| r.to_owned())
+    }
+
+    /// Checks a value's syntax exactly as `parse` does, without allocating.
+    pub(crate) fn scan(v: &[u8]) -> Result<RawNameAddr<'_>, ParseError> {
         let v = trimmed(v);
         if v.is_empty() {
             return Err(err("empty value"));
         }
         let (display, uri_bytes, after) = if v[0] == b'"' {
-            let qe = quoted_end(v, 0).ok_or(err("unterminated quoted display name"))?;
+            let qe = quoted_end(v, 0).ok_or_else(|| err("unterminated quoted display name"))?;
             let lt = skip_lws(v, qe);
             if v.get(lt) != Some(&b'<') {
                 return Err(err("missing '<' after display name"));
             }
-            let gt = v[lt..]
-                .iter()
-                .position(|&c| c == b'>')
-                .ok_or(err("missing '>'"))?
-                + lt;
-            (Some(lossy(&v[1..qe - 1])), &v[lt + 1..gt], gt + 1)
-        } else if let Some(lt) = v.iter().position(|&c| c == b'<') {
-            let gt = v[lt..]
-                .iter()
-                .position(|&c| c == b'>')
-                .ok_or(err("missing '>'"))?
-                + lt;
+            let gt = memchr::memchr(b'>', &v[lt..]).ok_or_else(|| err("missing '>'"))? + lt;
+            (Some(&v[1..qe - 1]), &v[lt + 1..gt], gt + 1)
+        } else if let Some(lt) = memchr::memchr(b'<', v) {
+            let gt = memchr::memchr(b'>', &v[lt..]).ok_or_else(|| err("missing '>'"))? + lt;
             // Unquoted display names with non-token characters (RFC 4475 baddn) are accepted as written.
             let d = trimmed(&v[..lt]);
-            let display = if d.is_empty() { None } else { Some(lossy(d)) };
+            let display = if d.is_empty() { None } else { Some(d) };
             (display, &v[lt + 1..gt], gt + 1)
         } else {
             // Bare addr-spec: any ';' starts header params (RFC 4475 cparam01).
@@ -74,17 +73,53 @@ impl NameAddr {
         };
         // Blanks just inside <> are tolerated (RFC 4475 badaspec).
         let uri_bytes = trimmed(uri_bytes);
-        let uri = Uri::parse(uri_bytes)?;
-        let mut params = Vec::new();
-        let end = parse_params(v, after, &mut params, None).map_err(err)?;
+        let uri = Uri::scan(uri_bytes)?;
+        let mut tag = None;
+        let mut seen_tag = false;
+        let end = scan_params(v, after, |p| {
+            if !seen_tag && v[p.name_start..p.name_end].eq_ignore_ascii_case(b"tag") {
+                seen_tag = true;
+                tag = p.value.map(|(s, e)| &v[s..e]);
+            }
+        })
+        .map_err(err)?;
         if skip_lws(v, end) != v.len() {
             return Err(err("unexpected characters"));
         }
-        Ok(NameAddr {
+        Ok(RawNameAddr {
             display,
             uri,
-            uri_text: lossy(uri_bytes),
-            params,
+            uri_bytes,
+            v,
+            after,
+            tag,
         })
+    }
+}
+
+/// A syntax-checked name-addr that borrows its parts; `to_owned` builds the `NameAddr`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RawNameAddr<'a> {
+    display: Option<&'a [u8]>,
+    uri: RawUri<'a>,
+    uri_bytes: &'a [u8],
+    /// The trimmed value and where its header parameters start.
+    v: &'a [u8],
+    after: usize,
+    /// Value of the first `tag` parameter (None when absent or valueless), as `NameAddr::tag`.
+    pub tag: Option<&'a [u8]>,
+}
+
+impl RawNameAddr<'_> {
+    pub(crate) fn to_owned(&self) -> NameAddr {
+        let mut params = Vec::new();
+        // Already checked by `scan`, so this cannot fail.
+        let _ = parse_params(self.v, self.after, &mut params);
+        NameAddr {
+            display: self.display.map(lossy),
+            uri: self.uri.to_owned(),
+            uri_text: lossy(self.uri_bytes),
+            params,
+        }
     }
 }

@@ -52,13 +52,67 @@ fn split_params(s: &[u8], out: &mut Params) {
     }
 }
 
+/// Scheme of a scanned URI (borrowing `Other`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum RawScheme<'a> {
+    Sip,
+    Sips,
+    Tel,
+    Other(&'a [u8]),
+}
+
+/// A syntax-checked URI that borrows its parts; `to_owned` builds the `Uri`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RawUri<'a> {
+    pub scheme: RawScheme<'a>,
+    pub user: Option<&'a [u8]>,
+    pub password: Option<&'a [u8]>,
+    pub host: &'a [u8],
+    pub port: Option<u16>,
+    /// `;`-separated parameters (split when building).
+    pub params: &'a [u8],
+    pub headers: Option<&'a [u8]>,
+    pub opaque: Option<&'a [u8]>,
+}
+
+impl RawUri<'_> {
+    /// Builds the owned URI.
+    pub(crate) fn to_owned(&self) -> Uri {
+        let mut params = Vec::new();
+        split_params(self.params, &mut params);
+        Uri {
+            scheme: match self.scheme {
+                RawScheme::Sip => Scheme::Sip,
+                RawScheme::Sips => Scheme::Sips,
+                RawScheme::Tel => Scheme::Tel,
+                RawScheme::Other(s) => Scheme::Other(lossy(s)),
+            },
+            user: self.user.map(lossy),
+            password: self.password.map(lossy),
+            host: match self.host {
+                [] => String::new(),
+                h => lossy(h),
+            },
+            port: self.port,
+            params,
+            headers: self.headers.map(lossy),
+            opaque: self.opaque.map(lossy),
+        }
+    }
+}
+
 impl Uri {
     /// Parses a URI; unknown schemes are accepted as opaque (RFC 4475 unkscm, novelsc).
     pub fn parse(s: &[u8]) -> Result<Uri, ParseError> {
+        Uri::scan(s).map(|r| r.to_owned())
+    }
+
+    /// Checks a URI's syntax exactly as `parse` does, without allocating.
+    pub(crate) fn scan(s: &[u8]) -> Result<RawUri<'_>, ParseError> {
         let colon = s
             .iter()
             .position(|&c| c == b':')
-            .ok_or(err("missing scheme"))?;
+            .ok_or_else(|| err("missing scheme"))?;
         let sch = &s[..colon];
         let valid_scheme = sch.first().is_some_and(u8::is_ascii_alphabetic)
             && sch
@@ -75,50 +129,50 @@ impl Uri {
             return Err(err("forbidden character"));
         }
         let scheme = if sch.eq_ignore_ascii_case(b"sip") {
-            Scheme::Sip
+            RawScheme::Sip
         } else if sch.eq_ignore_ascii_case(b"sips") {
-            Scheme::Sips
+            RawScheme::Sips
         } else if sch.eq_ignore_ascii_case(b"tel") {
-            Scheme::Tel
+            RawScheme::Tel
         } else {
-            Scheme::Other(lossy(sch))
+            RawScheme::Other(sch)
         };
-        if !matches!(scheme, Scheme::Sip | Scheme::Sips) {
-            let mut params = Vec::new();
-            if scheme == Scheme::Tel {
+        if !matches!(scheme, RawScheme::Sip | RawScheme::Sips) {
+            let mut params: &[u8] = &[];
+            if matches!(scheme, RawScheme::Tel) {
                 if let Some(sc) = rest.iter().position(|&c| c == b';') {
-                    split_params(&rest[sc + 1..], &mut params);
+                    params = &rest[sc + 1..];
                 }
             }
-            return Ok(Uri {
+            return Ok(RawUri {
                 scheme,
                 user: None,
                 password: None,
-                host: String::new(),
+                host: &[],
                 port: None,
                 params,
                 headers: None,
-                opaque: Some(lossy(rest)),
+                opaque: Some(rest),
             });
         }
         // '@' is not allowed unescaped after the host, so the first one ends the userinfo
         // (the user part may itself contain ';', '?', '/' — RFC 4475 semiuri, intmeth).
-        let (user, password, hp) = match rest.iter().position(|&c| c == b'@') {
+        let (user, password, hp) = match memchr::memchr(b'@', rest) {
             Some(at) => {
                 let ui = &rest[..at];
                 let (u, p) = match ui.iter().position(|&c| c == b':') {
-                    Some(c) => (&ui[..c], Some(lossy(&ui[c + 1..]))),
+                    Some(c) => (&ui[..c], Some(&ui[c + 1..])),
                     None => (ui, None),
                 };
                 if u.is_empty() {
                     return Err(err("empty user"));
                 }
-                (Some(lossy(u)), p, &rest[at + 1..])
+                (Some(u), p, &rest[at + 1..])
             }
             None => (None, None, rest),
         };
         let he = host_end(hp, 0).map_err(err)?;
-        let host = lossy(&hp[..he]);
+        let host = &hp[..he];
         let mut i = he;
         let mut port = None;
         if hp.get(i) == Some(&b':') {
@@ -128,24 +182,24 @@ impl Uri {
                 pe += 1;
             }
             // "sip:2001:db8::10" lands here with a non-numeric "port" (RFC 5118 ipv6-bad).
-            port = Some(parse_port(&hp[ps..pe]).ok_or(err("bad port"))?);
+            port = Some(parse_port(&hp[ps..pe]).ok_or_else(|| err("bad port"))?);
             i = pe;
         }
-        let mut params = Vec::new();
+        let mut params: &[u8] = &[];
         let mut headers = None;
         match hp.get(i) {
             None => {}
             Some(b';') | Some(b'?') => {
                 let tail = &hp[i..];
                 let q = tail.iter().position(|&c| c == b'?').unwrap_or(tail.len());
-                split_params(&tail[..q], &mut params);
+                params = &tail[..q];
                 if q < tail.len() {
-                    headers = Some(lossy(&tail[q + 1..]));
+                    headers = Some(&tail[q + 1..]);
                 }
             }
             Some(_) => return Err(err("bad host")),
         }
-        Ok(Uri {
+        Ok(RawUri {
             scheme,
             user,
             password,

@@ -1,7 +1,5 @@
 use super::error::ParseError;
-use super::lex::{
-    find_param, lossy, parse_params, parse_port, skip_lws, token_end, ParamPos, Params,
-};
+use super::lex::{find_param, lossy, owned_param, parse_port, scan_params, skip_lws, token_end, Params};
 use super::span::Span;
 
 /// One via-parm.
@@ -98,27 +96,34 @@ impl Via {
             i = pe;
         }
         let mut params = Vec::new();
-        let mut pos: Vec<ParamPos> = Vec::new();
-        let end = parse_params(v, i, &mut params, Some(&mut pos)).map_err(err)?;
+        let mut rport_span = None;
+        let end = scan_params(v, i, |p| {
+            if rport_span.is_none()
+                && p.value.is_none()
+                && v[p.name_start..p.name_end].eq_ignore_ascii_case(b"rport")
+            {
+                rport_span = Some(Span::new(base + p.name_start, base + p.end));
+            }
+            params.push(owned_param(v, &p));
+        })
+        .map_err(err)?;
         if skip_lws(v, end) != v.len() {
             return Err(err("unexpected characters"));
         }
-        let rport_span = params
-            .iter()
-            .zip(&pos)
-            .find(|((n, val), _)| val.is_none() && n.eq_ignore_ascii_case("rport"))
-            .map(|(_, p)| Span::new(base + p.name_start, base + p.end));
         let (a, b) = parts[0];
         let (c, d) = parts[1];
         let (e, f) = parts[2];
-        let mut protocol = lossy(&v[a..b]);
+        let mut protocol = String::with_capacity(b - a + 1 + d - c);
+        protocol.push_str(&String::from_utf8_lossy(&v[a..b]));
         protocol.push('/');
         protocol.push_str(&String::from_utf8_lossy(&v[c..d]));
+        let mut transport = lossy(&v[e..f]);
+        transport.make_ascii_uppercase();
         Ok(Via {
             header_index,
             span: Span::new(base, base + v.len()),
             protocol,
-            transport: lossy(&v[e..f]).to_ascii_uppercase(),
+            transport,
             host: lossy(&v[hs..he]),
             port,
             params,
