@@ -9,7 +9,7 @@ use bytes::Bytes;
 use super::retrans::Resend;
 use super::stats::Stat;
 use super::Core;
-use crate::script::ctx::RouteCtx;
+use crate::script::ctx::{PendingSend, RouteCtx};
 use crate::sip::{Edits, HdrName, Scheme, SipMsg, Span, Uri, Via};
 use crate::transport::Proto;
 
@@ -134,7 +134,7 @@ pub fn forward_request(ctx: &mut RouteCtx, uri: Option<&str>) -> Result<(), FwdE
     r
 }
 
-fn forward_into(ctx: &RouteCtx, uri: Option<&str>, out: &mut Vec<u8>) -> Result<(), FwdError> {
+fn forward_into(ctx: &mut RouteCtx, uri: Option<&str>, out: &mut Vec<u8>) -> Result<(), FwdError> {
     let core = ctx.core.clone();
     let msg = ctx.request().ok_or(FwdError::NoMessage)?;
     let target: String = match uri.filter(|u| !u.is_empty()).or(ctx.dst_uri.as_deref()) {
@@ -186,20 +186,26 @@ fn forward_into(ctx: &RouteCtx, uri: Option<&str>, out: &mut Vec<u8>) -> Result<
     edits.insert(at, via.into_bytes());
     out.clear();
     edits.apply(msg.raw(), out);
-    let res = core.sender.send(proto, dest, Some(local), out);
-    if res.is_ok() {
-        core.stats.inc(Stat::FwdRequests);
-        if let Some(key) = super::reply::request_key(&core, msg, &ctx.ep) {
-            let r = Resend {
-                data: Bytes::copy_from_slice(out),
-                proto,
-                dest,
-                local: Some(local),
-            };
-            core.retrans.lock().put(key, r, Instant::now());
-        }
+    let key = super::reply::request_key(&core, msg, &ctx.ep);
+    let send = PendingSend { proto, dest, local: Some(local), data: Bytes::copy_from_slice(out), key };
+    if ctx.gen.as_ref().is_some_and(|g| g.has_onsend_route) && !ctx.in_onsend {
+        // ksr_onsend_route sees the request before it leaves; the KSR binding runs it right
+        // after this call returns (it needs the routing context back).
+        ctx.pending_sends.push(send);
+        return Ok(());
     }
-    res.map_err(FwdError::from)
+    transmit(&core, send)
+}
+
+/// Send a forwarded request and remember it for retransmissions.
+pub fn transmit(core: &Core, s: PendingSend) -> Result<(), FwdError> {
+    core.sender.send(s.proto, s.dest, s.local, &s.data)?;
+    core.stats.inc(Stat::FwdRequests);
+    if let Some(key) = s.key {
+        let r = Resend { data: s.data, proto: s.proto, dest: s.dest, local: s.local };
+        core.retrans.lock().put(key, r, Instant::now());
+    }
+    Ok(())
 }
 
 /// Forward a reply statelessly: drop our top Via and send to the next one (received/rport first).

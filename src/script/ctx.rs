@@ -61,6 +61,26 @@ pub struct RouteCtx {
     pub out: Vec<u8>,
     /// Rewritten header values (From/To set through PVs), applied when forwarding.
     pub hdr_overrides: Vec<(Span, String)>,
+    /// The script generation running this route (for `ksr_onsend_route`).
+    pub gen: Option<std::sync::Arc<super::host::Generation>>,
+    /// Requests waiting for `ksr_onsend_route` before they go out.
+    pub pending_sends: Vec<PendingSend>,
+    /// `ksr_onsend_route` is running.
+    pub in_onsend: bool,
+}
+
+/// A forwarded request held until `ksr_onsend_route` has seen it.
+pub struct PendingSend {
+    /// Transport.
+    pub proto: Proto,
+    /// Destination.
+    pub dest: std::net::SocketAddr,
+    /// Local socket.
+    pub local: Option<std::net::SocketAddr>,
+    /// The bytes to send.
+    pub data: bytes::Bytes,
+    /// Retransmission-cache key of the request, if any.
+    pub key: Option<u64>,
 }
 
 impl RouteCtx {
@@ -92,6 +112,9 @@ impl RouteCtx {
             msg_seq: 0,
             out: Vec::with_capacity(2048),
             hdr_overrides: Vec::new(),
+            gen: None,
+            pending_sends: Vec::new(),
+            in_onsend: false,
         }
     }
 
@@ -120,6 +143,8 @@ impl RouteCtx {
         self.force_rport = false;
         self.reply_hdrs.clear();
         self.hdr_overrides.clear();
+        self.pending_sends.clear();
+        self.gen = None;
         if !self.avps.is_empty() {
             self.avps.clear();
         }

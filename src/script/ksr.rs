@@ -8,6 +8,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyCFunction, PyDict, PyString, PyTuple};
 
 use super::ctx::with_current;
+use super::host::{call_route, RouteOutcome};
+use super::msgobj::PyMsg;
 use super::exports::{self, Arg, Args, Export, Ty, Val};
 
 fn leak_cstr(s: String) -> &'static CStr {
@@ -78,7 +80,46 @@ fn call(e: &'static Export, args: &Bound<'_, PyTuple>) -> PyResult<Py<PyAny>> {
             failure(e.ret)
         }
     };
+    flush_onsend(py);
     val_to_py(py, r)
+}
+
+/// Run `ksr_onsend_route` for requests a KSR call queued for sending, then send the ones it did
+/// not drop (Kamailio's onsend_route: `KSR.set_drop()` there stops that send).
+fn flush_onsend(py: Python<'_>) {
+    loop {
+        let next = with_current(|c| {
+            if c.pending_sends.is_empty() {
+                return None;
+            }
+            let s = c.pending_sends.remove(0);
+            c.in_onsend = true;
+            let prev_drop = std::mem::replace(&mut c.drop, false);
+            Some((s, c.gen.clone(), c.msg_seq, c.core.clone(), prev_drop))
+        })
+        .flatten();
+        let Some((send, gen, seq, core, prev_drop)) = next else { return };
+        let outcome = match gen {
+            Some(g) => {
+                let pm = Bound::new(py, PyMsg::new(seq)).ok().map(|b| b.into_any());
+                call_route(py, &g, pyo3::intern!(py, "ksr_onsend_route"), pm)
+            }
+            None => RouteOutcome::Missing,
+        };
+        let dropped = with_current(|c| {
+            c.in_onsend = false;
+            std::mem::replace(&mut c.drop, prev_drop)
+        })
+        .unwrap_or(false);
+        if let RouteOutcome::Error(tb) = outcome {
+            tracing::error!("exception in ksr_onsend_route:\n{tb}");
+        }
+        if dropped {
+            tracing::debug!(dest = %send.dest, "send dropped by ksr_onsend_route");
+        } else if let Err(e) = crate::core::forward::transmit(&core, send) {
+            tracing::error!("forward failed: {e}");
+        }
+    }
 }
 
 fn make_fn<'py>(py: Python<'py>, e: &'static Export) -> PyResult<Bound<'py, PyCFunction>> {

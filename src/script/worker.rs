@@ -234,7 +234,7 @@ impl Worker {
                     let n = rx.recv(fd);
                     for k in 0..n {
                         let (data, remote) = rx.take(k);
-                        self.handle(data, Endpoint { proto: Proto::Udp, remote, local });
+                        self.handle_guarded(data, Endpoint { proto: Proto::Udp, remote, local });
                     }
                     // A short batch means the socket queue was empty: back to poll.
                     if n < RECV_BATCH {
@@ -247,10 +247,19 @@ impl Worker {
             }
             for _ in 0..BATCH {
                 match self.input.rx.try_recv() {
-                    Ok(m) => self.handle(m.data, m.ep),
+                    Ok(m) => self.handle_guarded(m.data, m.ep),
                     Err(_) => break,
                 }
             }
+        }
+    }
+
+    /// `handle`, but a bug that panics costs only this message, never the worker.
+    fn handle_guarded(&mut self, data: Bytes, ep: Endpoint) {
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.handle(data, ep)));
+        if r.is_err() {
+            tracing::error!(src = %ep.remote, "internal error while handling a message; message dropped");
+            self.ctx.end();
         }
     }
 
@@ -358,6 +367,7 @@ impl Worker {
         let _g = span.enter();
         let is_ack = msg.method() == Method::Ack;
         self.ctx.begin(RouteKind::Request, msg, ep);
+        self.ctx.gen = Some(gen.clone());
         let seq = self.ctx.msg_seq;
         let outcome = Python::attach(|py| {
             let name = pyo3::intern!(py, "ksr_request_route");

@@ -94,18 +94,6 @@ pub(crate) fn for_each_comma<E>(
     f(start, b.len())
 }
 
-/// Splits a header value on top-level commas (not inside quotes or `<...>`);
-/// yields untrimmed `(start, end)` ranges. Unbalanced quotes run to the end.
-#[allow(dead_code)]
-pub(crate) fn split_commas(b: &[u8]) -> Vec<(usize, usize)> {
-    let mut out = Vec::new();
-    let _ = for_each_comma::<()>(b, |s, e| {
-        out.push((s, e));
-        Ok(())
-    });
-    out
-}
-
 /// Owned text of `b`; invalid UTF-8 is replaced. Valid input (the usual, ASCII case) is copied once.
 #[inline]
 pub(crate) fn lossy(b: &[u8]) -> String {

@@ -6,9 +6,9 @@ use super::cseq::CSeq;
 use super::error::ParseError;
 use super::hdrname::HdrName;
 use super::header::{line_at, scan_headers, Header};
-use super::lex::{is_token, parse_u32, split_commas, trim_lws, trimmed};
+use super::lex::{for_each_comma, is_token, parse_u32, trim_lws, trimmed};
 use super::method::Method;
-use super::nameaddr::{Contacts, NameAddr};
+use super::nameaddr::{Contacts, NameAddr, RawNameAddr};
 use super::span::Span;
 use super::uri::Uri;
 use super::via::Via;
@@ -337,7 +337,7 @@ impl SipMsg {
 
     fn single(&self, n: HdrName) -> Result<&Header, ParseError> {
         let mut it = self.all(n);
-        let h = it.next().ok_or(ParseError::Missing(n.canonical()))?;
+        let h = it.next().ok_or_else(|| ParseError::Missing(n.canonical()))?;
         if it.next().is_some() {
             return Err(ParseError::Duplicate(n.canonical()));
         }
@@ -370,12 +370,13 @@ impl SipMsg {
                         continue;
                     }
                     let v = self.value(h);
-                    for (s, e) in split_commas(v) {
+                    for_each_comma(v, |s, e| {
                         let (ts, te) = trim_lws(&v[s..e]);
                         let part = &v[s + ts..s + te];
                         let base = h.value_span.start as usize + s + ts;
                         out.push(Via::parse(part, idx, base).map_err(|e| e.in_msg(is_req))?);
-                    }
+                        Ok(())
+                    })?;
                 }
                 Ok(out)
             })
@@ -384,12 +385,70 @@ impl SipMsg {
             .map_err(Clone::clone)
     }
 
-    fn name_addr(&self, n: HdrName) -> Result<NameAddr, ParseError> {
+    /// CSeq method text, checked like `cseq()` but without building the CSeq when not cached.
+    pub(crate) fn cseq_method_checked(&self) -> Result<&[u8], ParseError> {
+        if let Some(r) = self.cseq.get() {
+            return r
+                .as_ref()
+                .map(|c| c.method_str.as_bytes())
+                .map_err(Clone::clone);
+        }
+        let is_req = self.is_request();
+        {
+            let h = self.single(HdrName::CSeq)?;
+            CSeq::scan(self.value(h)).map(|(_, m)| m)
+        }
+        .map_err(|e| e.in_msg(is_req))
+    }
+
+    fn scan_name_addr(&self, n: HdrName) -> Result<RawNameAddr<'_>, ParseError> {
         let h = self.single(n)?;
-        NameAddr::parse(self.value(h)).map_err(|e| match e {
+        NameAddr::scan(self.value(h)).map_err(|e| match e {
             ParseError::BadValue(_, why) => ParseError::BadValue(n.canonical(), why),
             e => e,
         })
+    }
+
+    /// Checks From/To exactly as `from_hdr()`/`to_hdr()` would, building nothing when not cached.
+    pub(crate) fn check_name_addr(&self, n: HdrName) -> Result<(), ParseError> {
+        let cell = if n == HdrName::From {
+            &self.from
+        } else {
+            &self.to
+        };
+        match cell.get() {
+            Some(r) => r.as_ref().map(|_| ()).map_err(Clone::clone),
+            None => self
+                .scan_name_addr(n)
+                .map(|_| ())
+                .map_err(|e| e.in_msg(self.is_request())),
+        }
+    }
+
+    /// Whether `to_hdr()` parses and has a tag value: None when it would fail.
+    pub(crate) fn to_has_tag(&self) -> Option<bool> {
+        match self.to.get() {
+            Some(r) => r.as_ref().ok().map(|to| to.tag().is_some()),
+            None => self
+                .scan_name_addr(HdrName::To)
+                .ok()
+                .map(|r| r.tag.is_some()),
+        }
+    }
+
+    /// Checks the Request-URI exactly as `ruri()` would, building nothing when not cached.
+    pub(crate) fn check_ruri(&self) -> Result<(), ParseError> {
+        match self.ruri.get() {
+            Some(r) => r.as_ref().map(|_| ()).map_err(Clone::clone),
+            None => match self.uri_span() {
+                Some(s) => Uri::scan(self.slice(s)).map(|_| ()),
+                None => Err(ParseError::NotRequest),
+            },
+        }
+    }
+
+    fn name_addr(&self, n: HdrName) -> Result<NameAddr, ParseError> {
+        self.scan_name_addr(n).map(|r| r.to_owned())
     }
 
     /// The From header (exactly one required).
@@ -441,7 +500,7 @@ impl SipMsg {
                 star = true;
                 continue;
             }
-            for (s, e) in split_commas(v) {
+            for_each_comma(v, |s, e| {
                 let part = trimmed(&v[s..e]);
                 if part.is_empty() {
                     return Err(ParseError::BadValue("Contact", "empty contact"));
@@ -450,7 +509,8 @@ impl SipMsg {
                     ParseError::BadValue(_, why) => ParseError::BadValue("Contact", why),
                     e => e,
                 })?);
-            }
+                Ok(())
+            })?;
         }
         if star {
             // RFC 3261 §10.2.2: "*" must be the only Contact value.

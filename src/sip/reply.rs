@@ -7,13 +7,47 @@ use super::span::Span;
 
 /// Appends `b`, turning bare LF (folds in LF-only messages) into CRLF.
 fn push_crlf(out: &mut Vec<u8>, b: &[u8]) {
-    let mut prev = 0u8;
-    for &c in b {
-        if c == b'\n' && prev != b'\r' {
-            out.push(b'\r');
+    let mut rest = b;
+    while let Some(i) = memchr::memchr(b'\n', rest) {
+        if i > 0 && rest[i - 1] == b'\r' {
+            out.extend_from_slice(&rest[..=i]);
+        } else {
+            out.extend_from_slice(&rest[..i]);
+            out.extend_from_slice(b"\r\n");
         }
-        out.push(c);
-        prev = c;
+        rest = &rest[i + 1..];
+    }
+    out.extend_from_slice(rest);
+}
+
+/// Appends `n` in decimal.
+fn push_num(out: &mut Vec<u8>, mut n: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[i..]);
+}
+
+fn push_ip(out: &mut Vec<u8>, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(a) => {
+            for (k, o) in a.octets().into_iter().enumerate() {
+                if k > 0 {
+                    out.push(b'.');
+                }
+                push_num(out, o as u64);
+            }
+        }
+        IpAddr::V6(a) => {
+            let _ = write!(out, "{a}");
+        }
     }
 }
 
@@ -42,7 +76,11 @@ pub fn build_reply(
     out: &mut Vec<u8>,
 ) {
     let raw: &[u8] = req.raw();
-    let _ = write!(out, "SIP/2.0 {code} ");
+    // Roughly the copied headers plus what is added; saves regrowing `out` on the way.
+    out.reserve(req.headers_end() as usize + extra_headers.len() + body.len() + 128);
+    out.extend_from_slice(b"SIP/2.0 ");
+    push_num(out, code as u64);
+    out.push(b' ');
     // A reason with CR/LF would let the caller inject headers by accident.
     out.extend(reason.bytes().filter(|&c| c != b'\r' && c != b'\n'));
     out.extend_from_slice(b"\r\n");
@@ -74,7 +112,8 @@ pub fn build_reply(
                         }
                         .get(raw),
                     );
-                    let _ = write!(out, "rport={}", src.port());
+                    out.extend_from_slice(b"rport=");
+                    push_num(out, src.port() as u64);
                     pos = r.end;
                 }
                 push_crlf(
@@ -86,7 +125,8 @@ pub fn build_reply(
                     .get(raw),
                 );
                 if needs_received {
-                    let _ = write!(out, ";received={}", src.ip());
+                    out.extend_from_slice(b";received=");
+                    push_ip(out, src.ip());
                 }
                 push_crlf(
                     out,
@@ -112,10 +152,9 @@ pub fn build_reply(
             .get(raw),
         );
         if n == HdrName::To && !to_tag.is_empty() {
-            let has_tag = match req.to_hdr() {
-                Ok(to) => to.tag().is_some(),
-                Err(_) => contains_tag(req.value(h)),
-            };
+            let has_tag = req
+                .to_has_tag()
+                .unwrap_or_else(|| contains_tag(req.value(h)));
             if !has_tag {
                 out.extend_from_slice(b";tag=");
                 out.extend_from_slice(to_tag.as_bytes());
@@ -124,6 +163,8 @@ pub fn build_reply(
         out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(extra_headers);
-    let _ = write!(out, "Content-Length: {}\r\n\r\n", body.len());
+    out.extend_from_slice(b"Content-Length: ");
+    push_num(out, body.len() as u64);
+    out.extend_from_slice(b"\r\n\r\n");
     out.extend_from_slice(body);
 }

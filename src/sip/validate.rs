@@ -3,15 +3,11 @@ use super::hdrname::HdrName;
 use super::msg::SipMsg;
 
 impl SipMsg {
-    fn exactly_one(&self, n: HdrName) -> Result<(), ParseError> {
-        match self.all(n).count() {
-            0 => Err(ParseError::Missing(n.canonical())),
-            1 => Ok(()),
-            _ => Err(ParseError::Duplicate(n.canonical())),
-        }
-    }
-
     /// The core's receive check before routing (see RFC 4475 for the cases it rejects).
+    ///
+    /// Only the Vias (needed by every request for transaction matching) are built and cached
+    /// here; CSeq, From, To and the Request-URI are checked by borrowing scanners that report
+    /// exactly what their accessors would, and are built on first use.
     pub fn validate(&self) -> Result<(), ParseError> {
         if self.is_request() {
             self.validate_request()
@@ -24,22 +20,33 @@ impl SipMsg {
         if !self.version().eq_ignore_ascii_case(b"SIP/2.0") {
             return Err(ParseError::Version);
         }
-        for n in [HdrName::From, HdrName::To, HdrName::CallId, HdrName::CSeq] {
-            self.exactly_one(n)?;
+        const ONE: [HdrName; 4] = [HdrName::From, HdrName::To, HdrName::CallId, HdrName::CSeq];
+        let mut counts = [0u32; 4];
+        for h in self.headers() {
+            if let Some(k) = ONE.iter().position(|&n| n == h.name) {
+                counts[k] += 1;
+            }
+        }
+        for (n, c) in ONE.into_iter().zip(counts) {
+            match c {
+                0 => return Err(ParseError::Missing(n.canonical())),
+                1 => {}
+                _ => return Err(ParseError::Duplicate(n.canonical())),
+            }
         }
         if self.call_id().is_none_or(str::is_empty) {
             return Err(ParseError::BadValue("Call-ID", "empty or not UTF-8"));
         }
-        let cseq = self.cseq()?;
-        self.from_hdr()?;
-        self.to_hdr()?;
+        let cseq_method = self.cseq_method_checked()?;
+        self.check_name_addr(HdrName::From)?;
+        self.check_name_addr(HdrName::To)?;
         if self.vias()?.is_empty() {
             return Err(ParseError::Missing("Via"));
         }
-        if cseq.method_str.as_bytes() != self.method_str().as_bytes() {
+        if cseq_method != self.method_str().as_bytes() {
             return Err(ParseError::MethodMismatch);
         }
-        self.ruri()?;
+        self.check_ruri()?;
         self.max_forwards()?;
         Ok(())
     }
