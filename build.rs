@@ -4,7 +4,10 @@ fn main() {
     println!("cargo:rerun-if-env-changed=PYO3_PYTHON");
     let py = std::env::var("PYO3_PYTHON").unwrap_or_else(|_| "python3".into());
     if let Ok(out) = std::process::Command::new(py)
-        .args(["-c", "import sysconfig;print(sysconfig.get_config_var('LIBDIR') or '')"])
+        .args([
+            "-c",
+            "import sysconfig;print(sysconfig.get_config_var('LIBDIR') or '')",
+        ])
         .output()
     {
         let dir = String::from_utf8_lossy(&out.stdout).trim().to_string();

@@ -5,7 +5,7 @@
 # ksrd (running the KEMI file ../shared/bench/kamailio/w1.py), Kamailio native and Kamailio
 # app_python3, one after the other, for a same-run comparison.
 #   bench/options.sh [RATE=8000] [SECS=10]       (loopback only; bounded in time)
-#   SKIP_COMPARE=1 to skip the comparison.
+#   SKIP_COMPARE=1 to skip the comparison; NO_BUILD=1 to use the existing release binary; KEEP=1 keeps the temp dir.
 set -euo pipefail
 RATE=${1:-8000}
 SECS=${2:-10}
@@ -13,9 +13,12 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 command -v sipp >/dev/null || { echo "sipp missing: run bench/install.sh (Debian sip-tester)" >&2; exit 1; }
 
-echo "== building ksrd (release)"
-cargo build --release -q
 BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/ksrd
+if [ -z "${NO_BUILD:-}" ]; then
+  echo "== building ksrd (release)"
+  cargo build --release -q
+fi
+[ -x "$BIN" ] || { echo "no $BIN (build it, or unset NO_BUILD)" >&2; exit 1; }
 
 T=$(mktemp -d -t ksrd-bench.XXXXXX)
 KPID=""

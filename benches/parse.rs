@@ -1,7 +1,22 @@
 //! Parser hot paths: receive (parse + validate) and forward (parse + edits).
+use std::hash::{Hash, Hasher};
+use std::net::SocketAddr;
+
 use bytes::Bytes;
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
-use ksrd::sip::{Edits, SipMsg};
+use ksrd::sip::{build_reply, Edits, SipMsg};
+
+const OPTIONS: &[u8] = b"OPTIONS sip:carol@chicago.example.com SIP/2.0\r\n\
+Via: SIP/2.0/UDP pc33.atlanta.example.com;branch=z9hG4bKhjhs8ass877;rport\r\n\
+Max-Forwards: 70\r\n\
+To: <sip:carol@chicago.example.com>\r\n\
+From: Alice <sip:alice@atlanta.example.com>;tag=1928301774\r\n\
+Call-ID: a84b4c76e66710\r\n\
+CSeq: 63104 OPTIONS\r\n\
+Contact: <sip:alice@pc33.atlanta.example.com>\r\n\
+Accept: application/sdp\r\n\
+Content-Length: 0\r\n\
+\r\n";
 
 const INVITE: &[u8] = b"INVITE sip:bob@biloxi.example.com SIP/2.0\r\n\
 Via: SIP/2.0/UDP client.atlanta.example.com:5060;branch=z9hG4bK74bf9;rport\r\n\
@@ -78,5 +93,38 @@ fn forward(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, receive, forward);
+/// The worker's hot path for a locally answered request: parse, validate, request_key
+/// (top Via branch/host), Core::to_tag (Call-ID, From tag, top Via branch), build_reply.
+fn hot_path(c: &mut Criterion) {
+    let raw = Bytes::from_static(OPTIONS);
+    let src: SocketAddr = "192.0.2.7:5062".parse().unwrap();
+    let mut out = Vec::with_capacity(2048);
+    c.bench_function(
+        "OPTIONS: parse + validate + vias + from tag + call_id + build_reply",
+        |b| {
+            b.iter(|| {
+                let m = SipMsg::parse(black_box(raw.clone())).unwrap();
+                m.validate().unwrap();
+                let top = &m.vias().unwrap()[0];
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                top.branch().unwrap_or("").hash(&mut h);
+                top.host.hash(&mut h);
+                m.method_str().hash(&mut h);
+                let key = h.finish();
+                let ftag = m.from_hdr().ok().and_then(|f| f.tag()).unwrap_or("");
+                let branch = m.vias().ok().and_then(|v| v.first()).and_then(|v| v.branch());
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                m.call_id().unwrap_or("").hash(&mut h);
+                ftag.hash(&mut h);
+                branch.unwrap_or("").hash(&mut h);
+                let tag = format!("ksrd.{:08x}", h.finish() as u32);
+                out.clear();
+                build_reply(&m, src, 200, "OK", &tag, b"", b"", &mut out);
+                (key, out.len())
+            })
+        },
+    );
+}
+
+criterion_group!(benches, receive, forward, hot_path);
 criterion_main!(benches);

@@ -19,7 +19,7 @@ VENV="$ROOT/.venv"
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
 "$VENV/bin/python" -c 'import pytest' 2>/dev/null || "$VENV/bin/python" -m pip install -q pytest
 rc=0
-"$VENV/bin/python" -m pytest -q python/tests || rc=$?
+"$VENV/bin/python" -m pytest -q -p no:cacheprovider python/tests || rc=$?
 if [ "$rc" -eq 5 ]; then
   echo "pytest collected no tests in python/tests: that is a failure (tests are expected there)" >&2
   exit 1

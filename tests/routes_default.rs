@@ -167,7 +167,7 @@ fn ack_gets_no_reply() {
 }
 
 #[test]
-fn garbage_request_line_is_400_before_python() {
+fn request_line_without_version_is_dropped_like_kamailio() {
     let k = server();
     let c = k.udp();
     let req = options(k.port, c.addr());
@@ -178,8 +178,10 @@ fn garbage_request_line_is_400_before_python() {
         ..line_end,
         format!("OPTIONS sip:127.0.0.1:{}", k.port).bytes(),
     );
-    let r = c.request(&bytes);
-    assert_eq!(r.code, 400, "{}", r.text());
+    // Without a SIP-Version the start line is not recognisably SIP (Kamailio's parse_first_line
+    // rejects it and sends nothing); ksrd drops it too and keeps serving.
+    c.send(&bytes);
+    c.expect_silence(std::time::Duration::from_millis(500));
     assert_eq!(k.options().code, 200);
 }
 

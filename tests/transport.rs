@@ -261,3 +261,35 @@ fn binary_body_forwarded_byte_exact_by_stateless_proxy() {
     );
     assert_eq!(m.header("content-type"), Some("application/octet-stream"));
 }
+
+#[test]
+fn distinct_transactions_never_get_each_others_cached_reply() {
+    // SIPp-style identifiers that differ in one digit (found under SIPp load: the request of
+    // call 284 was answered with the cached reply of call 204)
+    let k = server();
+    let c = k.udp();
+    let from = c.addr();
+    let mut wrong = Vec::new();
+    for n in 1..=1500u32 {
+        let msg = format!(
+            "OPTIONS sip:127.0.0.1:{port} SIP/2.0\r\nVia: SIP/2.0/UDP {from};branch=z9hG4bK-12915-{n}-0;rport\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:sipp@{from}>;tag=12915SIPpTag00{n}\r\nTo: <sip:127.0.0.1:{port}>\r\n\
+             Call-ID: {n}-12915@127.0.0.1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+            port = k.port
+        );
+        let r = c.request(msg.as_bytes());
+        let want = format!("{n}-12915@127.0.0.1");
+        if r.header("call-id") != Some(want.as_str()) {
+            wrong.push(format!(
+                "sent {want}, got reply for {:?}",
+                r.header("call-id")
+            ));
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} requests answered with another transaction's reply, e.g. {:?}",
+        wrong.len(),
+        &wrong[..wrong.len().min(5)]
+    );
+}

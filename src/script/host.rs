@@ -193,10 +193,17 @@ impl Host {
                 Ok(handler.hasattr(n)? && handler.getattr(n)?.is_callable())
             };
             if !callable("ksr_request_route")? {
-                return Ok(Err(format!(
-                    "{}: no callable ksr_request_route in the handler",
-                    file.display()
-                )));
+                let what = match style {
+                    Style::Handler => format!(
+                        "the object returned by {}() has no callable ksr_request_route",
+                        self.cfg.mod_init_function
+                    ),
+                    Style::Functions => format!(
+                        "no {}() (app_python3 style) and no module-level ksr_request_route() (app_python3s style)",
+                        self.cfg.mod_init_function
+                    ),
+                };
+                return Ok(Err(format!("{}: {what}", file.display())));
             }
             if run_child_init {
                 let child_init = match style {

@@ -14,7 +14,7 @@
 
 use bytes::Bytes;
 
-use crate::sip::{Contacts, HdrName, Method, ParseError, Scheme, SipMsg};
+use crate::sip::{build_reply, Contacts, HdrName, Method, ParseError, Scheme, SipMsg};
 
 fn msg(raw: &'static [u8]) -> SipMsg {
     let m = SipMsg::parse(Bytes::from_static(raw)).unwrap_or_else(|e| panic!("parse: {e}"));
@@ -31,9 +31,24 @@ fn msg(raw: &'static [u8]) -> SipMsg {
     m
 }
 
+/// Validates a fresh message (nothing cached, so validate uses its borrowing checks) and one whose
+/// accessors were all touched first; both must agree, and so must the stateless replies built from them.
+fn validate_both_ways(raw: &'static [u8], warm: &SipMsg) -> Result<(), ParseError> {
+    let cold = SipMsg::parse(Bytes::from_static(raw)).unwrap();
+    let c = cold.validate();
+    let w = warm.validate();
+    assert_eq!(c, w, "validate differs with cold caches");
+    let src: std::net::SocketAddr = "192.0.2.9:5099".parse().unwrap();
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    build_reply(&cold, src, 400, "Bad", "t1", b"", b"", &mut a);
+    build_reply(warm, src, 400, "Bad", "t1", b"", b"", &mut b);
+    assert_eq!(a, b, "reply differs with cold caches");
+    w
+}
+
 fn valid(raw: &'static [u8]) -> SipMsg {
     let m = msg(raw);
-    m.validate().unwrap_or_else(|e| panic!("validate: {e}"));
+    validate_both_ways(raw, &m).unwrap_or_else(|e| panic!("validate: {e}"));
     m
 }
 
@@ -50,7 +65,7 @@ fn outcome(raw: &'static [u8]) -> Option<ParseError> {
                 m.ruri(),
                 m.contacts(),
             );
-            m.validate().err()
+            validate_both_ways(raw, &m).err()
         }
     }
 }
