@@ -69,6 +69,10 @@ pub(crate) fn for_each_comma<E>(
     b: &[u8],
     mut f: impl FnMut(usize, usize) -> Result<(), E>,
 ) -> Result<(), E> {
+    // No comma at all: one part whatever the quoting (the usual single Via / Contact).
+    if memchr::memchr(b',', b).is_none() {
+        return f(0, b.len());
+    }
     let mut start = 0;
     let mut i = 0;
     let mut angle = false;

@@ -45,6 +45,8 @@ pub struct SipMsg {
     to: OnceCell<Result<NameAddr, ParseError>>,
     ruri: OnceCell<Result<Uri, ParseError>>,
     contacts: OnceCell<Result<Contacts, ParseError>>,
+    /// What validate's borrowing To check found (`to_has_tag`), while `to` is not built.
+    to_tag_seen: OnceCell<Option<bool>>,
 }
 
 impl std::fmt::Debug for SipMsg {
@@ -192,6 +194,7 @@ impl SipMsg {
             to: OnceCell::new(),
             ruri: OnceCell::new(),
             contacts: OnceCell::new(),
+            to_tag_seen: OnceCell::new(),
             raw,
         })
     }
@@ -416,24 +419,28 @@ impl SipMsg {
         } else {
             &self.to
         };
-        match cell.get() {
-            Some(r) => r.as_ref().map(|_| ()).map_err(Clone::clone),
-            None => self
-                .scan_name_addr(n)
-                .map(|_| ())
-                .map_err(|e| e.in_msg(self.is_request())),
+        if let Some(r) = cell.get() {
+            return r.as_ref().map(|_| ()).map_err(Clone::clone);
         }
+        let r = self.scan_name_addr(n);
+        if n == HdrName::To {
+            let _ = self
+                .to_tag_seen
+                .set(r.as_ref().ok().map(|r| r.tag.is_some()));
+        }
+        r.map(|_| ()).map_err(|e| e.in_msg(self.is_request()))
     }
 
     /// Whether `to_hdr()` parses and has a tag value: None when it would fail.
     pub(crate) fn to_has_tag(&self) -> Option<bool> {
-        match self.to.get() {
-            Some(r) => r.as_ref().ok().map(|to| to.tag().is_some()),
-            None => self
-                .scan_name_addr(HdrName::To)
-                .ok()
-                .map(|r| r.tag.is_some()),
+        if let Some(r) = self.to.get() {
+            return r.as_ref().ok().map(|to| to.tag().is_some());
         }
+        *self.to_tag_seen.get_or_init(|| {
+            self.scan_name_addr(HdrName::To)
+                .ok()
+                .map(|r| r.tag.is_some())
+        })
     }
 
     /// Checks the Request-URI exactly as `ruri()` would, building nothing when not cached.

@@ -128,40 +128,32 @@ pub enum SendError {
 /// Sends bytes on any transport; cheap to clone and usable from any thread.
 #[derive(Clone)]
 pub struct Sender {
-    udp: Arc<Vec<Arc<std::net::UdpSocket>>>,
+    /// UDP sockets with their bound addresses (looked up once: no getsockname per send).
+    udp: Arc<Vec<(SocketAddr, Arc<std::net::UdpSocket>)>>,
     tcp: tcp::TcpHandle,
 }
 
 impl Sender {
     /// Build from the bound UDP sockets and the TCP layer handle.
     pub fn new(udp: Vec<Arc<std::net::UdpSocket>>, tcp: tcp::TcpHandle) -> Self {
-        Sender {
-            udp: Arc::new(udp),
-            tcp,
-        }
+        let udp = udp.into_iter().filter_map(|s| Some((s.local_addr().ok()?, s))).collect();
+        Sender { udp: Arc::new(udp), tcp }
     }
 
     /// Pick the UDP socket bound to `local` (or one of the same address family).
-    fn udp_for(
-        &self,
-        local: Option<SocketAddr>,
-        dest: SocketAddr,
-    ) -> Option<&Arc<std::net::UdpSocket>> {
-        let same = |s: &&Arc<std::net::UdpSocket>| s.local_addr().ok();
+    fn udp_for(&self, local: Option<SocketAddr>, dest: SocketAddr) -> Option<&(SocketAddr, Arc<std::net::UdpSocket>)> {
         if let Some(l) = local {
-            if let Some(s) = self.udp.iter().find(|s| same(s) == Some(l)) {
+            if let Some(s) = self.udp.iter().find(|(a, _)| *a == l) {
                 return Some(s);
             }
         }
-        self.udp
-            .iter()
-            .find(|s| same(s).is_some_and(|a| a.is_ipv4() == dest.is_ipv4()))
+        self.udp.iter().find(|(a, _)| a.is_ipv4() == dest.is_ipv4())
     }
 
     /// Local address used to reach `dest` over `proto` (for our Via).
     pub fn local_for(&self, proto: Proto, dest: SocketAddr) -> Option<SocketAddr> {
         match proto {
-            Proto::Udp => self.udp_for(None, dest).and_then(|s| s.local_addr().ok()),
+            Proto::Udp => self.udp_for(None, dest).map(|(a, _)| *a),
             Proto::Tcp => self.tcp.listen_addr(dest.is_ipv4()),
         }
     }
@@ -176,7 +168,7 @@ impl Sender {
     ) -> Result<(), SendError> {
         match proto {
             Proto::Udp => {
-                let s = self
+                let (_, s) = self
                     .udp_for(local, dest)
                     .ok_or(SendError::NoSocket(proto))?;
                 s.send_to(data, dest)
