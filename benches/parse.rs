@@ -112,7 +112,11 @@ fn hot_path(c: &mut Criterion) {
                 m.method_str().hash(&mut h);
                 let key = h.finish();
                 let ftag = m.from_hdr().ok().and_then(|f| f.tag()).unwrap_or("");
-                let branch = m.vias().ok().and_then(|v| v.first()).and_then(|v| v.branch());
+                let branch = m
+                    .vias()
+                    .ok()
+                    .and_then(|v| v.first())
+                    .and_then(|v| v.branch());
                 let mut h = std::collections::hash_map::DefaultHasher::new();
                 m.call_id().unwrap_or("").hash(&mut h);
                 ftag.hash(&mut h);

@@ -340,7 +340,9 @@ impl SipMsg {
 
     fn single(&self, n: HdrName) -> Result<&Header, ParseError> {
         let mut it = self.all(n);
-        let h = it.next().ok_or_else(|| ParseError::Missing(n.canonical()))?;
+        let h = it
+            .next()
+            .ok_or_else(|| ParseError::Missing(n.canonical()))?;
         if it.next().is_some() {
             return Err(ParseError::Duplicate(n.canonical()));
         }
@@ -455,7 +457,7 @@ impl SipMsg {
     }
 
     fn name_addr(&self, n: HdrName) -> Result<NameAddr, ParseError> {
-        self.scan_name_addr(n).map(|r| r.to_owned())
+        self.scan_name_addr(n).map(|r| r.build())
     }
 
     /// The From header (exactly one required).

@@ -40,7 +40,7 @@ impl NameAddr {
 
     /// Parses one name-addr or addr-spec with header parameters.
     pub fn parse(v: &[u8]) -> Result<NameAddr, ParseError> {
-        NameAddr::scan(v).map(|r| r.to_owned())
+        NameAddr::scan(v).map(|r| r.build())
     }
 
     /// Checks a value's syntax exactly as `parse` does, without allocating.
@@ -97,7 +97,7 @@ impl NameAddr {
     }
 }
 
-/// A syntax-checked name-addr that borrows its parts; `to_owned` builds the `NameAddr`.
+/// A syntax-checked name-addr that borrows its parts; `build` makes the `NameAddr`.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct RawNameAddr<'a> {
     display: Option<&'a [u8]>,
@@ -111,13 +111,13 @@ pub(crate) struct RawNameAddr<'a> {
 }
 
 impl RawNameAddr<'_> {
-    pub(crate) fn to_owned(&self) -> NameAddr {
+    pub(crate) fn build(&self) -> NameAddr {
         let mut params = Vec::new();
         // Already checked by `scan`, so this cannot fail.
         let _ = parse_params(self.v, self.after, &mut params);
         NameAddr {
             display: self.display.map(lossy),
-            uri: self.uri.to_owned(),
+            uri: self.uri.build(),
             uri_text: lossy(self.uri_bytes),
             params,
         }

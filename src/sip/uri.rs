@@ -61,7 +61,7 @@ pub(crate) enum RawScheme<'a> {
     Other(&'a [u8]),
 }
 
-/// A syntax-checked URI that borrows its parts; `to_owned` builds the `Uri`.
+/// A syntax-checked URI that borrows its parts; `build` makes the `Uri`.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct RawUri<'a> {
     pub scheme: RawScheme<'a>,
@@ -77,7 +77,7 @@ pub(crate) struct RawUri<'a> {
 
 impl RawUri<'_> {
     /// Builds the owned URI.
-    pub(crate) fn to_owned(&self) -> Uri {
+    pub(crate) fn build(&self) -> Uri {
         let mut params = Vec::new();
         split_params(self.params, &mut params);
         Uri {
@@ -104,7 +104,7 @@ impl RawUri<'_> {
 impl Uri {
     /// Parses a URI; unknown schemes are accepted as opaque (RFC 4475 unkscm, novelsc).
     pub fn parse(s: &[u8]) -> Result<Uri, ParseError> {
-        Uri::scan(s).map(|r| r.to_owned())
+        Uri::scan(s).map(|r| r.build())
     }
 
     /// Checks a URI's syntax exactly as `parse` does, without allocating.

@@ -1,5 +1,7 @@
 use super::error::ParseError;
-use super::lex::{find_param, lossy, owned_param, parse_port, scan_params, skip_lws, token_end, Params};
+use super::lex::{
+    find_param, lossy, owned_param, parse_port, scan_params, skip_lws, token_end, Params,
+};
 use super::span::Span;
 
 /// One via-parm.

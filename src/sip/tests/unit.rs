@@ -463,7 +463,10 @@ Call-ID: c\r\n\
 CSeq: 1 INVITE\r\n\r\n";
     let cases: Vec<String> = vec![
         base.to_string(),
-        base.replace("From: \"A\" <sip:a@example.com>", "From: \"A <sip:a@example.com>"),
+        base.replace(
+            "From: \"A\" <sip:a@example.com>",
+            "From: \"A <sip:a@example.com>",
+        ),
         base.replace("<sip:a@example.com>;tag=x", "<sip:a@example.com>;=x"),
         base.replace("To: Bob <sip:bob@example.com;lr>", "To: <sip:@example.com>"),
         base.replace("To: Bob <sip:bob@example.com;lr>;tag", "To: sip:b@c junk"),
@@ -472,22 +475,37 @@ CSeq: 1 INVITE\r\n\r\n";
         base.replace("CSeq: 1 INVITE", "CSeq: 99999999999 INVITE"),
         base.replace("CSeq: 1 INVITE", "CSeq: 1 BYE"),
         base.replace("CSeq: 1 INVITE", "CSeq: 1"),
-        base.replace("INVITE sip:bob@example.com;transport=udp", "INVITE tel:+1;x=y"),
+        base.replace(
+            "INVITE sip:bob@example.com;transport=udp",
+            "INVITE tel:+1;x=y",
+        ),
         base.replace("SIP/2.0/UDP 10.0.0.1", "SIP/2.0/UDP"),
     ];
     let src: SocketAddr = "192.0.2.1:5060".parse().unwrap();
     for c in &cases {
         let cold = parse(c.as_bytes());
         let warm = parse(c.as_bytes());
-        let _ = (warm.cseq(), warm.from_hdr(), warm.to_hdr(), warm.ruri(), warm.vias());
+        let _ = (
+            warm.cseq(),
+            warm.from_hdr(),
+            warm.to_hdr(),
+            warm.ruri(),
+            warm.vias(),
+        );
         assert_eq!(cold.validate(), warm.validate(), "{c}");
         let (mut a, mut b) = (Vec::new(), Vec::new());
         build_reply(&cold, src, 400, "B", "tt", b"", b"", &mut a);
         build_reply(&warm, src, 400, "B", "tt", b"", b"", &mut b);
         assert_eq!(a, b, "{c}");
         assert_eq!(format!("{:?}", cold.cseq()), format!("{:?}", warm.cseq()));
-        assert_eq!(format!("{:?}", cold.from_hdr()), format!("{:?}", warm.from_hdr()));
-        assert_eq!(format!("{:?}", cold.to_hdr()), format!("{:?}", warm.to_hdr()));
+        assert_eq!(
+            format!("{:?}", cold.from_hdr()),
+            format!("{:?}", warm.from_hdr())
+        );
+        assert_eq!(
+            format!("{:?}", cold.to_hdr()),
+            format!("{:?}", warm.to_hdr())
+        );
         assert_eq!(cold.ruri(), warm.ruri());
     }
     let m = parse(cases[0].as_bytes());
@@ -504,7 +522,16 @@ fn reply_folds_become_crlf() {
     let m = parse(req);
     m.validate().unwrap();
     let mut out = Vec::new();
-    build_reply(&m, "192.0.2.1:6000".parse().unwrap(), 200, "OK", "t9", b"", b"", &mut out);
+    build_reply(
+        &m,
+        "192.0.2.1:6000".parse().unwrap(),
+        200,
+        "OK",
+        "t9",
+        b"",
+        b"",
+        &mut out,
+    );
     assert_eq!(
         out,
         &b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1;rport=6000;received=192.0.2.1\r\nFrom: <sip:a@b>;\r\n tag=1\r\nTo: <sip:c@d>;tag=t9\r\nCall-ID: x\r\nCSeq: 2\r\n OPTIONS\r\nContent-Length: 0\r\n\r\n"[..]
