@@ -144,8 +144,10 @@ fn is_myself_srcip(ctx: &mut RouteCtx, _: &Args) -> Val {
     Val::Bool(ctx.core.myself.check(&ip, None))
 }
 
+/// Kamailio's `flag_t` is a 32-bit unsigned int: flags 0..=MAX_FLAG (31); others are refused
+/// (`flag_in_range`, src/core/flags.h).
 fn flag_ok(n: i64) -> Option<u64> {
-    (0..64).contains(&n).then(|| 1u64 << n)
+    (0..32).contains(&n).then(|| 1u64 << n)
 }
 fn setflag(ctx: &mut RouteCtx, a: &Args) -> Val {
     flag_ok(a.int(0)).map(|b| ctx.flags |= b).is_some().into()

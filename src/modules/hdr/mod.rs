@@ -37,27 +37,25 @@ fn append_after(ctx: &mut RouteCtx, a: &Args) -> Val {
     let Some(m) = ctx.msg.as_ref() else {
         return ok(false);
     };
-    match m.find_by_name(a.str(1)).next() {
-        Some(h) => {
-            let at = h.line_span.end;
-            ctx.edits.insert(at, line(a.str(0)));
-            ok(true)
-        }
-        None => ok(false),
-    }
+    // No such header: after the last one (kemi.c sr_kemi_hdr_append_after anchors at msg->unparsed).
+    let at = match m.find_by_name(a.str(1)).next() {
+        Some(h) => h.line_span.end,
+        None => m.headers_end(),
+    };
+    ctx.edits.insert(at, line(a.str(0)));
+    ok(true)
 }
 fn insert_before(ctx: &mut RouteCtx, a: &Args) -> Val {
     let Some(m) = ctx.msg.as_ref() else {
         return ok(false);
     };
-    match m.find_by_name(a.str(1)).next() {
-        Some(h) => {
-            let at = h.line_span.start;
-            ctx.edits.insert(at, line(a.str(0)));
-            ok(true)
-        }
-        None => ok(false),
-    }
+    // No such header: before the first one (kemi.c sr_kemi_hdr_insert_before).
+    let at = match m.find_by_name(a.str(1)).next() {
+        Some(h) => h.line_span.start,
+        None => m.first_header_offset(),
+    };
+    ctx.edits.insert(at, line(a.str(0)));
+    ok(true)
 }
 /// Remove every header with this name (compact forms too); count removed.
 pub fn remove_all(ctx: &mut RouteCtx, name: &str) -> usize {
@@ -151,7 +149,7 @@ pub static EXPORTS: &[Export] = &[
         "append_after",
         &[("txt", Str), ("hname", Str)],
         Int,
-        "Add a header line after the first header with this name",
+        "Add a header line after the first header with this name (after the last header if none)",
         append_after,
     ),
     ex(
@@ -167,7 +165,7 @@ pub static EXPORTS: &[Export] = &[
         "insert_before",
         &[("txt", Str), ("hname", Str)],
         Int,
-        "Add a header line before the first header with this name",
+        "Add a header line before the first header with this name (before the first header if none)",
         insert_before,
     ),
     ex(

@@ -15,12 +15,14 @@ fn process_maxfwd(ctx: &mut RouteCtx, a: &Args) -> Val {
         .modparams
         .get_int("maxfwd", "max_limit")
         .unwrap_or(DEFAULT_MAX_LIMIT);
+    // maxfwd.c process_maxfwd_header: an out-of-range limit is -1, not -2.
+    if !(0..=255).contains(&limit) {
+        tracing::error!(limit, "invalid process_maxfwd limit");
+        return Val::Int(-1);
+    }
     let Some(m) = ctx.request() else {
         return Val::Int(-2);
     };
-    if !(0..=255).contains(&limit) {
-        return Val::Int(-2);
-    }
     match m.first(HdrName::MaxForwards) {
         None => {
             let at = m.first_header_offset();
@@ -36,8 +38,9 @@ fn process_maxfwd(ctx: &mut RouteCtx, a: &Args) -> Val {
             if v == 0 {
                 return Val::Int(-1);
             }
-            // Kamailio caps an over-large value at max_limit before decrementing.
-            let v = (v as i64).min(max_limit.max(1));
+            // Kamailio (maxfwd.c) sets a value above max_limit to max_limit + 1, then decrements:
+            // the request leaves with max_limit.
+            let v = if (v as i64) > max_limit { max_limit + 1 } else { v as i64 };
             ctx.edits.replace(span, (v - 1).to_string().into_bytes());
             Val::Int(1)
         }

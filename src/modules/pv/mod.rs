@@ -17,6 +17,9 @@ pub enum PvVal {
     Int(i64),
     /// String.
     Str(String),
+    /// Bytes that are not UTF-8 (`$rb`, `$mb`): Python gets a str decoded with surrogateescape,
+    /// so the bytes round-trip (kamailio-defects.md: Kamailio raises UnicodeDecodeError instead).
+    Bytes(Vec<u8>),
 }
 
 impl From<PvVal> for Val {
@@ -24,6 +27,7 @@ impl From<PvVal> for Val {
         match v {
             PvVal::Int(i) => Val::Int(i),
             PvVal::Str(s) => Val::Str(s),
+            PvVal::Bytes(b) => Val::Bytes(b),
         }
     }
 }
@@ -34,6 +38,14 @@ fn s(x: impl Into<String>) -> Option<PvVal> {
 
 fn lossy(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
+}
+
+/// Str when the bytes are UTF-8, else Bytes (never lossy: scripts may need the exact bytes).
+fn text_or_bytes(b: &[u8]) -> PvVal {
+    match std::str::from_utf8(b) {
+        Ok(t) => PvVal::Str(t.to_string()),
+        Err(_) => PvVal::Bytes(b.to_vec()),
+    }
 }
 
 fn ruri_parsed(ctx: &RouteCtx) -> Option<Uri> {
@@ -86,8 +98,9 @@ pub fn get(ctx: &RouteCtx, pv: &Pv) -> Option<PvVal> {
         Pv::RUser => ruri_parsed(ctx)?.user.map(PvVal::Str),
         Pv::RDomain => s(ruri_parsed(ctx)?.host),
         Pv::RPort => {
+            // pv_core.c pv_get_xuri_attr: pv_get_strintval (no PV_TYPE_INT), so KEMI returns a str.
             let u = ruri_parsed(ctx)?;
-            Some(PvVal::Int(u.port.unwrap_or(5060) as i64))
+            s(u.port.unwrap_or(5060).to_string())
         }
         Pv::RScheme => s(match ruri_parsed(ctx)?.scheme {
             crate::sip::Scheme::Sip => "sip".to_string(),
@@ -95,9 +108,11 @@ pub fn get(ctx: &RouteCtx, pv: &Pv) -> Option<PvVal> {
             crate::sip::Scheme::Tel => "tel".to_string(),
             crate::sip::Scheme::Other(o) => o,
         }),
-        Pv::RTransport => ruri_parsed(ctx)?
+        // No transport parameter: "udp" (pv_core.c pv_get_udp).
+        Pv::RTransport => s(ruri_parsed(ctx)?
             .transport()
-            .map(|t| PvVal::Str(t.to_ascii_lowercase())),
+            .map(|t| t.to_ascii_lowercase())
+            .unwrap_or_else(|| "udp".to_string())),
         Pv::OrigRu => m.is_request().then(|| PvVal::Str(lossy(m.ruri_bytes()))),
         Pv::OrigRUser => m.ruri().ok()?.user.clone().map(PvVal::Str),
         Pv::OrigRDomain => s(m.ruri().ok()?.host.clone()),
@@ -130,10 +145,15 @@ pub fn get(ctx: &RouteCtx, pv: &Pv) -> Option<PvVal> {
             .clone()
             .map(PvVal::Str),
         Pv::FromDomain | Pv::ToDomain => s(name_addr(m, *pv == Pv::FromDomain)?.uri.host.clone()),
-        Pv::FromName | Pv::ToName => name_addr(m, *pv == Pv::FromName)?
-            .display
-            .clone()
-            .map(PvVal::Str),
+        Pv::FromName | Pv::ToName => {
+            // Kamailio's display name keeps its quotes (parse_addr_spec.c: display.len covers the
+            // closing '"'), so `"Alice" <sip:…>` gives "\"Alice\"".
+            let from = *pv == Pv::FromName;
+            let d = name_addr(m, from)?.display.clone()?;
+            let h = m.first(if from { HdrName::From } else { HdrName::To })?;
+            let quoted = m.value(h).trim_ascii_start().starts_with(b"\"");
+            s(if quoted { format!("\"{d}\"") } else { d })
+        }
         Pv::FromTag | Pv::ToTag => name_addr(m, *pv == Pv::FromTag)?
             .tag()
             .map(|t| PvVal::Str(t.to_string())),
@@ -153,32 +173,37 @@ pub fn get(ctx: &RouteCtx, pv: &Pv) -> Option<PvVal> {
             .map(|h| PvVal::Str(lossy(m.value(h)))),
         Pv::Status => m.status().map(|c| PvVal::Int(c as i64)),
         Pv::Reason => m.status().map(|_| PvVal::Str(lossy(m.reason()))),
-        Pv::Body => {
-            // Non-UTF-8 bodies must not raise (kamailio-defects.md); the binding decodes with surrogateescape.
-            let b = m.body();
-            Some(PvVal::Str(match std::str::from_utf8(b) {
-                Ok(t) => t.to_string(),
-                Err(_) => lossy(b),
-            }))
+        // Non-UTF-8 bodies must not raise (kamailio-defects.md); the binding decodes with surrogateescape.
+        Pv::Body => Some(text_or_bytes(m.body())),
+        // pv_get_content_length: the header's value (int), null without the header.
+        Pv::BodyLen => {
+            let h = m.first(HdrName::ContentLength)?;
+            let n: i64 = std::str::from_utf8(m.value(h)).ok()?.trim().parse().ok()?;
+            Some(PvVal::Int(n))
         }
-        Pv::BodyLen => Some(PvVal::Int(m.body().len() as i64)),
-        Pv::Msg => s(lossy(m.raw())),
+        Pv::Msg => Some(text_or_bytes(m.raw())),
         Pv::MsgLen => Some(PvVal::Int(m.raw().len() as i64)),
         Pv::MsgId => Some(PvVal::Int(ctx.msg_seq as i64)),
         Pv::Hdr(n) => first_value(m, n).map(PvVal::Str),
         Pv::HdrCount(n) => Some(PvVal::Int(m.find_by_name(n).count() as i64)),
-        Pv::AuthUser | Pv::AuthRealm | Pv::AuthUri | Pv::AuthDomain => auth_field(m, pv),
+        Pv::AuthUser | Pv::AuthRealm | Pv::AuthUri | Pv::AuthDomain | Pv::AuthUsername => {
+            auth_field(m, pv)
+        }
         _ => None,
     }
 }
 
 fn auth_field(m: &SipMsg, pv: &Pv) -> Option<PvVal> {
+    // pv_core.c pv_get_authattr: Proxy-Authorization wins over Authorization; none for ACK/CANCEL.
+    if matches!(m.method(), crate::sip::Method::Ack | crate::sip::Method::Cancel) {
+        return None;
+    }
     let h = m
-        .first(HdrName::Authorization)
-        .or_else(|| m.first(HdrName::ProxyAuthorization))?;
+        .first(HdrName::ProxyAuthorization)
+        .or_else(|| m.first(HdrName::Authorization))?;
     let v = lossy(m.value(h));
     let want = match pv {
-        Pv::AuthUser | Pv::AuthDomain => "username",
+        Pv::AuthUser | Pv::AuthDomain | Pv::AuthUsername => "username",
         Pv::AuthRealm => "realm",
         _ => "uri",
     };
@@ -222,6 +247,7 @@ fn set_ruri_part(ctx: &mut RouteCtx, f: impl FnOnce(&mut Uri)) -> Result<(), PvS
 pub fn set(ctx: &mut RouteCtx, pv: &Pv, val: Option<PvVal>) -> Result<(), PvSetError> {
     let text = |v: &Option<PvVal>| match v {
         Some(PvVal::Str(s)) => s.clone(),
+        Some(PvVal::Bytes(b)) => lossy(b),
         Some(PvVal::Int(i)) => i.to_string(),
         None => String::new(),
     };

@@ -53,8 +53,11 @@ pub enum Pv {
     MsgId,
     AuthUser,
     AuthRealm,
+    /// `$adu`: the digest uri.
     AuthUri,
     AuthDomain,
+    /// `$aU`: the whole username of the credentials (user@domain).
+    AuthUsername,
     Hdr(String),
     HdrCount(String),
     Var(String),
@@ -141,7 +144,9 @@ pub fn parse(name: &str) -> Result<Pv, PvNameError> {
         ("bf", None) => Pv::BFlags,
         ("au", None) => Pv::AuthUser,
         ("ar", None) => Pv::AuthRealm,
-        ("aU", None) => Pv::AuthUri,
+        // pv.c: $aU is the whole username, $adu the digest uri.
+        ("aU", None) => Pv::AuthUsername,
+        ("adu", None) => Pv::AuthUri,
         ("ad", None) => Pv::AuthDomain,
         ("null", None) => Pv::Null,
         ("hdr", Some(a)) if !a.is_empty() => Pv::Hdr(a),
