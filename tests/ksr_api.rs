@@ -87,7 +87,8 @@ class kamailio:
         return 1
 "#;
 
-const EXTRA: &str = "alias = [\"localhost\", \"alias.example:5070\"]\n\n[define]\nD1 = \"hello-def\"\nDN = 42\n";
+const EXTRA: &str =
+    "alias = [\"localhost\", \"alias.example:5070\"]\n\n[define]\nD1 = \"hello-def\"\nDN = 42\n";
 
 static SERVER: OnceLock<Ksrd> = OnceLock::new();
 
@@ -102,8 +103,12 @@ fn py(s: &str) -> String {
 
 /// A MESSAGE to bob at ksrd from `c`, carrying `code` as its body.
 fn code_req(k: &Ksrd, c: &UdpClient, code: &str) -> Req {
-    Req::new("MESSAGE", &format!("sip:bob@127.0.0.1:{}", k.port), c.addr())
-        .body("application/x-python", code.as_bytes())
+    Req::new(
+        "MESSAGE",
+        &format!("sip:bob@127.0.0.1:{}", k.port),
+        c.addr(),
+    )
+    .body("application/x-python", code.as_bytes())
 }
 
 /// Send `req` (its body is the code) and return the final reply.
@@ -215,12 +220,63 @@ fn pv_reads_of_a_request_have_kamailio_values_and_types() {
     let k = server();
     let c = k.udp();
     let pvs = [
-        "$ru", "$rU", "$rd", "$rp", "$rz", "$rP", "$ou", "$oU", "$od", "$du", "$rm", "$si", "$sp",
-        "$su", "$Ri", "$Rp", "$pr", "$proto", "$fu", "$from", "$fU", "$fd", "$fn", "$ft", "$tu",
-        "$to", "$tU", "$td", "$tn", "$tt", "$ct", "$cs", "$csb", "$ua", "$sv", "$server", "$rs",
-        "$rr", "$cl", "$T_branch_idx", "$mf", "$flags", "$bf", "$au", "$ar", "$aU", "$ad", "$adu",
-        "$null", "$hdr(X-Two)", "$hdrc(X-Two)", "$hdrc(X-None)", "$hdr(X-None)",
-        "$var(never_set_in_any_test)", "$avp(never_set)", "$def(D1)", "$def(NOPE)",
+        "$ru",
+        "$rU",
+        "$rd",
+        "$rp",
+        "$rz",
+        "$rP",
+        "$ou",
+        "$oU",
+        "$od",
+        "$du",
+        "$rm",
+        "$si",
+        "$sp",
+        "$su",
+        "$Ri",
+        "$Rp",
+        "$pr",
+        "$proto",
+        "$fu",
+        "$from",
+        "$fU",
+        "$fd",
+        "$fn",
+        "$ft",
+        "$tu",
+        "$to",
+        "$tU",
+        "$td",
+        "$tn",
+        "$tt",
+        "$ct",
+        "$cs",
+        "$csb",
+        "$ua",
+        "$sv",
+        "$server",
+        "$rs",
+        "$rr",
+        "$cl",
+        "$T_branch_idx",
+        "$mf",
+        "$flags",
+        "$bf",
+        "$au",
+        "$ar",
+        "$aU",
+        "$ad",
+        "$adu",
+        "$null",
+        "$hdr(X-Two)",
+        "$hdrc(X-Two)",
+        "$hdrc(X-None)",
+        "$hdr(X-None)",
+        "$var(never_set_in_any_test)",
+        "$avp(never_set)",
+        "$def(D1)",
+        "$def(NOPE)",
     ];
     let list = pvs
         .iter()
@@ -331,7 +387,12 @@ fn pv_reads_of_a_request_have_kamailio_values_and_types() {
             bad.push(format!("  {name}: want {w}, got {got:?}"));
         }
     }
-    assert!(bad.is_empty(), "PV mismatches:\n{}\n{}", bad.join("\n"), r.text());
+    assert!(
+        bad.is_empty(),
+        "PV mismatches:\n{}\n{}",
+        bad.join("\n"),
+        r.text()
+    );
     expect(
         &r,
         &[
@@ -433,7 +494,12 @@ fn pv_reads_of_a_reply_in_reply_route() {
             bad.push(format!("  {n}: want {w}, got {got:?}"));
         }
     }
-    assert!(bad.is_empty(), "reply PVs:\n{}\n{}", bad.join("\n"), r.text());
+    assert!(
+        bad.is_empty(),
+        "reply PVs:\n{}\n{}",
+        bad.join("\n"),
+        r.text()
+    );
 }
 
 #[test]
@@ -448,7 +514,12 @@ fn rb_of_a_non_utf8_body_does_not_raise_and_round_trips() {
         )
         .body("application/octet-stream", body);
     let r = run_req(&c, &req);
-    assert_eq!(r.code, 200, "no exception (500) for a binary body: {}", r.text());
+    assert_eq!(
+        r.code,
+        200,
+        "no exception (500) for a binary body: {}",
+        r.text()
+    );
     expect(
         &r,
         &[
@@ -518,13 +589,35 @@ fn pv_writes_rewrite_the_forwarded_request() {
         from.contains("sip:newfrom@example.com") && from.contains("New Name"),
         "From rewritten: {from}"
     );
-    assert_eq!(param(from, "tag").as_deref(), Some("keepme"), "From tag kept: {from}");
+    assert_eq!(
+        param(from, "tag").as_deref(),
+        Some("keepme"),
+        "From tag kept: {from}"
+    );
     let to = f.header("to").unwrap();
     assert!(to.contains("sip:newto@example.org"), "To rewritten: {to}");
     // untouched headers and the body arrive byte for byte
-    for h in ["Call-ID", "CSeq", "X-Keep", "Subject", "Max-Forwards", "Content-Type", "Content-Length"] {
-        let sent = format!("{h}: {}", req.get(h).map(str::to_string).unwrap_or_else(|| req.body.len().to_string()));
-        assert_eq!(raw_line(&f, h), Some(sent), "{h} byte-identical:\n{}", f.text());
+    for h in [
+        "Call-ID",
+        "CSeq",
+        "X-Keep",
+        "Subject",
+        "Max-Forwards",
+        "Content-Type",
+        "Content-Length",
+    ] {
+        let sent = format!(
+            "{h}: {}",
+            req.get(h)
+                .map(str::to_string)
+                .unwrap_or_else(|| req.body.len().to_string())
+        );
+        assert_eq!(
+            raw_line(&f, h),
+            Some(sent),
+            "{h} byte-identical:\n{}",
+            f.text()
+        );
     }
     assert_eq!(f.body, req.body);
 }
@@ -737,13 +830,23 @@ fn hdr_functions_edit_the_forwarded_request() {
             .position(|x| x == n)
             .unwrap_or_else(|| panic!("{n} missing in forwarded request:\n{}", f.text()))
     };
-    assert_eq!(pos("X-Ins"), 0, "insert puts the line above everything: {names:?}");
+    assert_eq!(
+        pos("X-Ins"),
+        0,
+        "insert puts the line above everything: {names:?}"
+    );
     assert_eq!(pos("X-IB") + 1, pos("Call-ID"), "{names:?}");
     assert_eq!(pos("Call-ID") + 1, pos("X-AA"), "{names:?}");
-    assert_eq!(names.last().map(String::as_str), Some("X-New"), "rmappend appends last: {names:?}");
+    assert_eq!(
+        names.last().map(String::as_str),
+        Some("X-New"),
+        "rmappend appends last: {names:?}"
+    );
     assert_eq!(names[names.len() - 2], "X-App", "{names:?}");
     assert!(
-        !names.iter().any(|n| n == "Subject" || n == "s" || n == "X-Old"),
+        !names
+            .iter()
+            .any(|n| n == "Subject" || n == "s" || n == "X-Old"),
         "Subject, its compact form s and X-Old removed: {names:?}"
     );
     assert_eq!(f.header("X-App"), Some("1"));
@@ -839,7 +942,9 @@ fn message_and_branch_flags() {
         ],
     );
     // flags belong to the message
-    let r = run(r#"R("is0", KSR.isflagset(0)); R("mf", KSR.pv.get("$mf")); R("bf", KSR.pv.get("$bf"))"#);
+    let r = run(
+        r#"R("is0", KSR.isflagset(0)); R("mf", KSR.pv.get("$mf")); R("bf", KSR.pv.get("$bf"))"#,
+    );
     expect(&r, &[("is0", "False"), ("mf", "0"), ("bf", "0")]);
 }
 
@@ -869,8 +974,10 @@ fn is_method_in_letters() {
         ("INFO", ""),
     ] {
         let c = k.udp();
-        let req = Req::new(method, &format!("sip:bob@127.0.0.1:{}", k.port), c.addr())
-            .body("application/x-python", format!("LETTER = {letter:?}\n{}", textwrap(code)).as_bytes());
+        let req = Req::new(method, &format!("sip:bob@127.0.0.1:{}", k.port), c.addr()).body(
+            "application/x-python",
+            format!("LETTER = {letter:?}\n{}", textwrap(code)).as_bytes(),
+        );
         let r = run_req(&c, &req);
         let (all, mine, lower) = if letter.is_empty() {
             ("False", "False", "False")
@@ -1007,7 +1114,12 @@ fn maxfwd_return_codes_and_forwarded_value() {
         assert_eq!(x(&r, "rc"), ret, "{ctx}: {}", r.text());
         if let Some(v) = fwd {
             let f = uas.recv(k, req.get("Call-ID").unwrap());
-            assert_eq!(f.headers_all("Max-Forwards"), vec![v], "{ctx}:\n{}", f.text());
+            assert_eq!(
+                f.headers_all("Max-Forwards"),
+                vec![v],
+                "{ctx}:\n{}",
+                f.text()
+            );
         }
     }
     let r = run("R('lt5', KSR.maxfwd.is_maxfwd_lt(80)); R('lt0', KSR.maxfwd.is_maxfwd_lt(70))");
@@ -1028,7 +1140,11 @@ fn sanity(k: &Ksrd, req: Req, c: &UdpClient, checks: i64, uri_checks: i64) -> (S
     );
     let r = c.request(&req.build());
     let needle = format!("SANITY-RC {cid} ");
-    assert!(k.wait_log(&needle, Duration::from_secs(3)), "log:\n{}", k.log_tail(20));
+    assert!(
+        k.wait_log(&needle, Duration::from_secs(3)),
+        "log:\n{}",
+        k.log_tail(20)
+    );
     let log = k.log();
     let at = log.find(&needle).unwrap() + needle.len();
     let rc = log[at..].split_whitespace().next().unwrap().to_string();
@@ -1038,23 +1154,50 @@ fn sanity(k: &Ksrd, req: Req, c: &UdpClient, checks: i64, uri_checks: i64) -> (S
 #[test]
 fn sanity_checks_each_bit_with_kamailio_codes_and_reasons() {
     let k = server();
-    let base = |c: &UdpClient| Req::new("MESSAGE", &format!("sip:bob@127.0.0.1:{}", k.port), c.addr());
+    let base = |c: &UdpClient| {
+        Req::new(
+            "MESSAGE",
+            &format!("sip:bob@127.0.0.1:{}", k.port),
+            c.addr(),
+        )
+    };
     type Mk = Box<dyn Fn(Req) -> Req>;
     // (bit, how to break the message, code, reason)
     let cases: Vec<(i64, Mk, u16, &str)> = vec![
         (
             2,
-            Box::new(|r: Req| Req { ruri: "mailto:bob@example.com".into(), ..r }),
+            Box::new(|r: Req| Req {
+                ruri: "mailto:bob@example.com".into(),
+                ..r
+            }),
             416,
             "Unsupported URI Scheme in Request URI",
         ),
-        (64, Box::new(|r: Req| r.set("CSeq", "2147483648 MESSAGE")), 400, "CSeq number is illegal"),
-        (256, Box::new(|r: Req| r.add("Expires", "abc")), 400, "Expires value is illegal"),
-        (512, Box::new(|r: Req| r.add("Proxy-Require", "foo")), 420, "Bad Proxy Require Extension"),
+        (
+            64,
+            Box::new(|r: Req| r.set("CSeq", "2147483648 MESSAGE")),
+            400,
+            "CSeq number is illegal",
+        ),
+        (
+            256,
+            Box::new(|r: Req| r.add("Expires", "abc")),
+            400,
+            "Expires value is illegal",
+        ),
+        (
+            512,
+            Box::new(|r: Req| r.add("Proxy-Require", "foo")),
+            420,
+            "Bad Proxy Require Extension",
+        ),
         (
             2048,
             Box::new(|r: Req| {
-                r.add("Authorization", "Digest username=\"\", realm=\"r\", nonce=\"n\", uri=\"sip:x\", response=\"a\"")
+                r.add(
+                    "Authorization",
+                    "Digest username=\"\", realm=\"r\", nonce=\"n\", uri=\"sip:x\", response=\"a\"",
+                )
             }),
             400,
             "Auth Empty User",
@@ -1065,11 +1208,21 @@ fn sanity_checks_each_bit_with_kamailio_codes_and_reasons() {
         let req = mk(base(&c));
         // the same message passes every other bit of the default request set
         let (r, rc) = sanity(k, req.clone(), &c, 17895 & !bit & !(1 << 10), 7);
-        assert_eq!(r.code, 200, "bit {bit}: only that check fails:\n{}", r.text());
+        assert_eq!(
+            r.code,
+            200,
+            "bit {bit}: only that check fails:\n{}",
+            r.text()
+        );
         assert_eq!(rc, "1", "bit {bit}");
         let c = k.udp();
         let (r, rc) = sanity(k, mk(base(&c)), &c, bit, 7);
-        assert_eq!((r.code, r.reason.as_str()), (code, reason), "bit {bit}:\n{}", r.text());
+        assert_eq!(
+            (r.code, r.reason.as_str()),
+            (code, reason),
+            "bit {bit}:\n{}",
+            r.text()
+        );
         assert_eq!(rc, "-1", "bit {bit}");
         if bit == 512 {
             assert_eq!(r.header("Unsupported"), Some("foo"), "{}", r.text());
@@ -1083,10 +1236,17 @@ fn sanity_checks_each_bit_with_kamailio_codes_and_reasons() {
 fn sanity_proxy_require_reports_the_first_unsupported_extension() {
     let k = server();
     let c = k.udp();
-    let req = Req::new("MESSAGE", &format!("sip:bob@127.0.0.1:{}", k.port), c.addr())
-        .add("Proxy-Require", "foo, bar");
+    let req = Req::new(
+        "MESSAGE",
+        &format!("sip:bob@127.0.0.1:{}", k.port),
+        c.addr(),
+    )
+    .add("Proxy-Require", "foo, bar");
     let (r, rc) = sanity(k, req, &c, 512, 0);
-    assert_eq!((r.code, r.reason.as_str()), (420, "Bad Proxy Require Extension"));
+    assert_eq!(
+        (r.code, r.reason.as_str()),
+        (420, "Bad Proxy Require Extension")
+    );
     assert_eq!(rc, "-1");
     // sanity.c check_proxy_require: one Unsupported header naming the first unknown extension
     assert_eq!(r.headers_all("Unsupported"), vec!["foo"], "{}", r.text());
@@ -1097,15 +1257,23 @@ fn sanity_via_checks_are_noops() {
     // Kamailio's check_via_sip_version / check_via_protocol are "useless checks" that pass
     let k = server();
     let c = k.udp();
-    let req = Req::new("MESSAGE", &format!("sip:bob@127.0.0.1:{}", k.port), c.addr());
+    let req = Req::new(
+        "MESSAGE",
+        &format!("sip:bob@127.0.0.1:{}", k.port),
+        c.addr(),
+    );
     let (r, rc) = sanity(k, req, &c, 8 | 16 | 16384, 0);
     assert_eq!(r.code, 200, "{}", r.text());
     assert_eq!(rc, "1");
     // VIA1 without a branch passes in ksrd (Kamailio drops it silently; RFC 2543 clients and
     // RFC 4475 longreq/inv2543 must be answered, tests/torture.rs)
     let c = k.udp();
-    let req = Req::new("MESSAGE", &format!("sip:bob@127.0.0.1:{}", k.port), c.addr())
-        .set("Via", &format!("SIP/2.0/UDP {};rport", c.addr()));
+    let req = Req::new(
+        "MESSAGE",
+        &format!("sip:bob@127.0.0.1:{}", k.port),
+        c.addr(),
+    )
+    .set("Via", &format!("SIP/2.0/UDP {};rport", c.addr()));
     let (r, rc) = sanity(k, req, &c, 16384, 0);
     assert_eq!(rc, "1");
     assert_eq!(r.code, 200, "{}", r.text());
@@ -1118,13 +1286,26 @@ fn sanity_content_length_counts_the_framed_body() {
     // before any route runs, so Kamailio's "400 Content-Length mis-match" cannot be provoked
     let k = server();
     let c = k.udp();
-    let req = Req::new("MESSAGE", &format!("sip:bob@127.0.0.1:{}", k.port), c.addr())
-        .set("X-Code", "R('rc', KSR.sanity.sanity_check(128, 0)); R('rb', KSR.pv.get('$rb'))");
-    let mut raw = req.clone().body("text/plain", b"hello").no_content_length().build();
+    let req = Req::new(
+        "MESSAGE",
+        &format!("sip:bob@127.0.0.1:{}", k.port),
+        c.addr(),
+    )
+    .set(
+        "X-Code",
+        "R('rc', KSR.sanity.sanity_check(128, 0)); R('rb', KSR.pv.get('$rb'))",
+    );
+    let mut raw = req
+        .clone()
+        .body("text/plain", b"hello")
+        .no_content_length()
+        .build();
     let pos = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
     raw.splice(pos + 2..pos + 2, b"Content-Length: 3\r\n".iter().copied());
     c.send(&raw);
-    let r = c.recv_final(REPLY_TIMEOUT).unwrap_or_else(|| panic!("no reply; log:\n{}", k.log_tail(20)));
+    let r = c
+        .recv_final(REPLY_TIMEOUT)
+        .unwrap_or_else(|| panic!("no reply; log:\n{}", k.log_tail(20)));
     expect(&r, &[("rc", "1"), ("rb", "'hel'")]);
     let c = k.udp();
     let mut raw = req.body("text/plain", b"hi").no_content_length().build();
@@ -1133,7 +1314,11 @@ fn sanity_content_length_counts_the_framed_body() {
     c.send(&raw);
     let r = c.recv_final(REPLY_TIMEOUT).expect("core 400");
     assert_eq!(r.code, 400, "{}", r.text());
-    assert!(r.header("X-R-rc").is_none(), "the route did not run: {}", r.text());
+    assert!(
+        r.header("X-R-rc").is_none(),
+        "the route did not run: {}",
+        r.text()
+    );
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -1170,11 +1355,22 @@ fn siputils_and_corex() {
         .add("User-Agent", "x")
         .body("application/x-python", code.as_bytes());
     // a second Via below the client's: not the first hop
-    req.headers.insert(1, ("Via".into(), "SIP/2.0/UDP 192.0.2.9:5060;branch=z9hG4bKup".into()));
+    req.headers.insert(
+        1,
+        (
+            "Via".into(),
+            "SIP/2.0/UDP 192.0.2.9:5060;branch=z9hG4bKup".into(),
+        ),
+    );
     let r = run_req(&c, &req);
     expect(
         &r,
-        &[("totag", "1"), ("first_hop", "-1"), ("ruri_user", "-1"), ("ua", "1")],
+        &[
+            ("totag", "1"),
+            ("first_hop", "-1"),
+            ("ruri_user", "-1"),
+            ("ua", "1"),
+        ],
     );
 }
 
@@ -1210,10 +1406,14 @@ fn kx_getters_and_defines() {
         R("ifdef_no", KSR.kx.ifdef("NOPE"))
         R("env_none", KSR.kx.get_env("KSRD_SURELY_NOT_SET_VAR"))
     "#;
-    let req = Req::new("MESSAGE", &format!("sip:bob@127.0.0.1:{}", k.port), c.addr())
-        .set("From", "<sip:alice@example.com>;tag=1")
-        .set("To", "<sip:bob@example.org>")
-        .body("application/x-python", code.as_bytes());
+    let req = Req::new(
+        "MESSAGE",
+        &format!("sip:bob@127.0.0.1:{}", k.port),
+        c.addr(),
+    )
+    .set("From", "<sip:alice@example.com>;tag=1")
+    .set("To", "<sip:bob@example.org>")
+    .body("application/x-python", code.as_bytes());
     let r = run_req(&c, &req);
     expect(
         &r,
@@ -1354,7 +1554,11 @@ fn second_final_reply_sends_nothing_and_returns_minus_one() {
     assert_eq!((r.code, r.reason.as_str()), (404, "First"));
     next_datagram_is_options_reply(k, &c);
     let needle = format!("SECOND-REPLY {} 1 -1 -1", req.get("Call-ID").unwrap());
-    assert!(k.wait_log(&needle, Duration::from_secs(3)), "log:\n{}", k.log_tail(20));
+    assert!(
+        k.wait_log(&needle, Duration::from_secs(3)),
+        "log:\n{}",
+        k.log_tail(20)
+    );
 }
 
 #[test]
@@ -1386,7 +1590,11 @@ fn set_drop_in_reply_route_stops_the_reply() {
     let k = server();
     let uas = Uas::new(k);
     let c = k.udp();
-    let req = code_req(k, &c, &format!("NOREPLY = True\nKSR.forward_uri({:?})", uas.uri()));
+    let req = code_req(
+        k,
+        &c,
+        &format!("NOREPLY = True\nKSR.forward_uri({:?})", uas.uri()),
+    );
     c.send(&req.build());
     let f = uas.recv(k, req.get("Call-ID").unwrap());
     // a 183 the route drops, then a 200 it lets through: the 200 is the first thing the client sees
@@ -1394,10 +1602,14 @@ fn set_drop_in_reply_route_stops_the_reply() {
     uas.c.sock.send_to(&dropped, k.sip_addr()).unwrap();
     let ok = make_response(&f, 200, "OK", "uas", &[]);
     uas.c.sock.send_to(&ok, k.sip_addr()).unwrap();
-    let (d, _) = c.recv(REPLY_TIMEOUT).unwrap_or_else(|| panic!("no reply; log:\n{}", k.log_tail(20)));
+    let (d, _) = c
+        .recv(REPLY_TIMEOUT)
+        .unwrap_or_else(|| panic!("no reply; log:\n{}", k.log_tail(20)));
     let r = parse_response(&d);
     assert_eq!(r.code, 200, "the dropped 183 never arrives: {}", r.text());
-    assert!(k.log().contains(&format!("REPLY-DROPPED {}", req.get("Call-ID").unwrap())));
+    assert!(k
+        .log()
+        .contains(&format!("REPLY-DROPPED {}", req.get("Call-ID").unwrap())));
 }
 
 #[test]
@@ -1429,7 +1641,11 @@ fn onsend_route_runs_for_forwarded_requests_and_set_drop_stops_the_send() {
         f.text()
     );
     assert!(k.wait_log(&format!("ONSEND {cid}"), Duration::from_secs(3)));
-    assert_eq!(k.log_count(&format!("ONSEND {cid}")), 2, "onsend ran for both sends");
+    assert_eq!(
+        k.log_count(&format!("ONSEND {cid}")),
+        2,
+        "onsend ran for both sends"
+    );
 }
 
 #[test]
@@ -1450,9 +1666,13 @@ fn ksr_x_exit_ends_the_route_quietly() {
     next_datagram_is_options_reply(k, &c);
     let cid = req.get("Call-ID").unwrap();
     let log = k.log();
-    assert!(!log.contains(&format!("AFTER-EXIT {cid}")), "code after exit() ran");
     assert!(
-        !log.lines().any(|l| l.contains(cid) && l.contains("exception")),
+        !log.contains(&format!("AFTER-EXIT {cid}")),
+        "code after exit() ran"
+    );
+    assert!(
+        !log.lines()
+            .any(|l| l.contains(cid) && l.contains("exception")),
         "exit() is not an exception:\n{log}"
     );
     // sys.exit() too, and with nothing sent no reply goes out
@@ -1502,7 +1722,12 @@ fn wrong_argument_types_raise_type_error() {
     );
     // uncaught, it is an exception in the route: the default on_exception answers 500
     let r = run("KSR.sl.sl_send_reply('200', 'OK')");
-    assert_eq!((r.code, r.reason.as_str()), (500, "Server Internal Error"), "{}", r.text());
+    assert_eq!(
+        (r.code, r.reason.as_str()),
+        (500, "Server Internal Error"),
+        "{}",
+        r.text()
+    );
 }
 
 #[test]
@@ -1559,7 +1784,11 @@ fn retransmission_gets_the_identical_reply_without_running_python() {
     let bcid = b.header("call-id").unwrap().to_string();
     assert!(k.wait_log(&format!("ROUTE-RUN {bcid}"), Duration::from_secs(3)));
     let cid = req.get("Call-ID").unwrap();
-    assert_eq!(k.log_count(&format!("ROUTE-RUN {cid}")), 1, "route ran once");
+    assert_eq!(
+        k.log_count(&format!("ROUTE-RUN {cid}")),
+        1,
+        "route ran once"
+    );
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -1588,5 +1817,9 @@ def ksr_request_route():
     let n: u32 = r.header("X-Count").unwrap().parse().unwrap();
     assert!(n >= 1);
     let r = c.request(&message(k.port, "bob", c.addr(), b"y").build());
-    assert_eq!(r.header("X-Count"), Some((n + 1).to_string().as_str()), "module state persists");
+    assert_eq!(
+        r.header("X-Count"),
+        Some((n + 1).to_string().as_str()),
+        "module state persists"
+    );
 }

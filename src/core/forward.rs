@@ -186,8 +186,14 @@ fn forward_into(ctx: &mut RouteCtx, uri: Option<&str>, out: &mut Vec<u8>) -> Res
     edits.insert(at, via.into_bytes());
     out.clear();
     edits.apply(msg.raw(), out);
-    let key = super::reply::request_key(&core, msg, &ctx.ep);
-    let send = PendingSend { proto, dest, local: Some(local), data: Bytes::copy_from_slice(out), key };
+    let key = ctx.req_key;
+    let send = PendingSend {
+        proto,
+        dest,
+        local: Some(local),
+        data: Bytes::copy_from_slice(out),
+        key,
+    };
     if ctx.gen.as_ref().is_some_and(|g| g.has_onsend_route) && !ctx.in_onsend {
         // ksr_onsend_route sees the request before it leaves; the KSR binding runs it right
         // after this call returns (it needs the routing context back).
@@ -202,7 +208,12 @@ pub fn transmit(core: &Core, s: PendingSend) -> Result<(), FwdError> {
     core.sender.send(s.proto, s.dest, s.local, &s.data)?;
     core.stats.inc(Stat::FwdRequests);
     if let Some(key) = s.key {
-        let r = Resend { data: s.data, proto: s.proto, dest: s.dest, local: s.local };
+        let r = Resend {
+            data: s.data,
+            proto: s.proto,
+            dest: s.dest,
+            local: s.local,
+        };
         core.retrans.lock().put(key, r, Instant::now());
     }
     Ok(())

@@ -65,7 +65,11 @@ impl Core {
     }
 
     /// The to-tag for a local reply to `req`: the same for retransmissions (Kamailio sl).
-    pub fn to_tag(&self, req: &SipMsg) -> String {
+    pub fn to_tag(&self, req: &SipMsg, key: Option<u64>) -> String {
+        // The request key already identifies the transaction (and its retransmissions).
+        if let Some(k) = key {
+            return format!("{}.{:08x}", self.tag_prefix, (k ^ (k >> 32)) as u32);
+        }
         let ftag = req.from_hdr().ok().and_then(|f| f.tag()).unwrap_or("");
         let branch = req
             .vias()
@@ -94,7 +98,12 @@ mod tests {
 
     #[test]
     fn request_hash_has_no_collisions_on_similar_branches() {
-        let cfg = Config::from_str(crate::config::EMBEDDED_DEFAULT, "x", std::path::Path::new(".")).unwrap();
+        let cfg = Config::from_str(
+            crate::config::EMBEDDED_DEFAULT,
+            "x",
+            std::path::Path::new("."),
+        )
+        .unwrap();
         let core = Core::new(cfg, Sender::new(vec![], TcpHandle::disabled()), &[]);
         let mut set = std::collections::HashSet::new();
         for i in 0..100_000 {

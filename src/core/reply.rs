@@ -46,7 +46,8 @@ pub fn request_key(core: &Core, req: &SipMsg, ep: &Endpoint) -> Option<u64> {
     Some(core.hash(&[branch.as_bytes(), top.host.as_bytes(), m, &ip, &port]))
 }
 
-/// Build and send a local reply; final replies are remembered for retransmissions.
+/// Build and send a local reply; final replies are remembered for retransmissions under `key`
+/// (the request's `request_key`, computed once by the caller).
 #[allow(clippy::too_many_arguments)]
 pub fn send_reply(
     core: &Core,
@@ -57,10 +58,11 @@ pub fn send_reply(
     extra_headers: &[u8],
     body: &[u8],
     force_rport: bool,
+    key: Option<u64>,
     out: &mut Vec<u8>,
 ) -> Result<(), SendError> {
     out.clear();
-    let tag = core.to_tag(req);
+    let tag = core.to_tag(req, key);
     build_reply(req, ep.remote, code, reason, &tag, extra_headers, body, out);
     let dest = reply_dest(req, ep, force_rport);
     let res = core.sender.send(ep.proto, dest, Some(ep.local), out);
@@ -68,7 +70,7 @@ pub fn send_reply(
         Ok(()) => {
             core.stats.sl_reply(code);
             if code >= 200 {
-                if let Some(key) = request_key(core, req, ep) {
+                if let Some(key) = key {
                     let r = Resend {
                         data: Bytes::copy_from_slice(out),
                         proto: ep.proto,

@@ -67,6 +67,8 @@ pub struct RouteCtx {
     pub pending_sends: Vec<PendingSend>,
     /// `ksr_onsend_route` is running.
     pub in_onsend: bool,
+    /// Retransmission key of the current request (computed once on receipt).
+    pub req_key: Option<u64>,
 }
 
 /// A forwarded request held until `ksr_onsend_route` has seen it.
@@ -115,6 +117,7 @@ impl RouteCtx {
             gen: None,
             pending_sends: Vec::new(),
             in_onsend: false,
+            req_key: None,
         }
     }
 
@@ -145,6 +148,7 @@ impl RouteCtx {
         self.hdr_overrides.clear();
         self.pending_sends.clear();
         self.gen = None;
+        self.req_key = None;
         if !self.avps.is_empty() {
             self.avps.clear();
         }

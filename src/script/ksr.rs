@@ -8,9 +8,9 @@ use pyo3::prelude::*;
 use pyo3::types::{PyCFunction, PyDict, PyString, PyTuple};
 
 use super::ctx::with_current;
+use super::exports::{self, Arg, Args, Export, Ty, Val};
 use super::host::{call_route, RouteOutcome};
 use super::msgobj::PyMsg;
-use super::exports::{self, Arg, Args, Export, Ty, Val};
 
 fn leak_cstr(s: String) -> &'static CStr {
     let c = CString::new(s.replace('\0', " ")).unwrap_or_default();
@@ -98,7 +98,9 @@ fn flush_onsend(py: Python<'_>) {
             Some((s, c.gen.clone(), c.msg_seq, c.core.clone(), prev_drop))
         })
         .flatten();
-        let Some((send, gen, seq, core, prev_drop)) = next else { return };
+        let Some((send, gen, seq, core, prev_drop)) = next else {
+            return;
+        };
         let outcome = match gen {
             Some(g) => {
                 let pm = Bound::new(py, PyMsg::new(seq)).ok().map(|b| b.into_any());

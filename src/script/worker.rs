@@ -46,12 +46,17 @@ impl RecvBatch {
             hdrs: Vec::with_capacity(RECV_BATCH),
         };
         for i in 0..RECV_BATCH {
-            b.iovs.push(libc::iovec { iov_base: b.bufs[i * MAX_DGRAM..].as_mut_ptr() as *mut libc::c_void, iov_len: MAX_DGRAM });
+            b.iovs.push(libc::iovec {
+                iov_base: b.bufs[i * MAX_DGRAM..].as_mut_ptr() as *mut libc::c_void,
+                iov_len: MAX_DGRAM,
+            });
         }
         for i in 0..RECV_BATCH {
             let mut h: libc::mmsghdr = unsafe { std::mem::zeroed() };
-            h.msg_hdr.msg_name = &mut b.addrs[i] as *mut libc::sockaddr_storage as *mut libc::c_void;
-            h.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            h.msg_hdr.msg_name =
+                &mut b.addrs[i] as *mut libc::sockaddr_storage as *mut libc::c_void;
+            h.msg_hdr.msg_namelen =
+                std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
             h.msg_hdr.msg_iov = &mut b.iovs[i] as *mut libc::iovec;
             h.msg_hdr.msg_iovlen = 1;
             b.hdrs.push(h);
@@ -62,15 +67,24 @@ impl RecvBatch {
     /// Read up to RECV_BATCH datagrams without blocking; returns how many.
     fn recv(&mut self, fd: RawFd) -> usize {
         for h in &mut self.hdrs {
-            h.msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            h.msg_hdr.msg_namelen =
+                std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
             h.msg_len = 0;
         }
         let n = unsafe {
-            libc::recvmmsg(fd, self.hdrs.as_mut_ptr(), RECV_BATCH as libc::c_uint, libc::MSG_DONTWAIT, std::ptr::null_mut())
+            libc::recvmmsg(
+                fd,
+                self.hdrs.as_mut_ptr(),
+                RECV_BATCH as libc::c_uint,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+            )
         };
         if n < 0 {
             let e = std::io::Error::last_os_error();
-            if e.kind() != std::io::ErrorKind::WouldBlock && e.kind() != std::io::ErrorKind::Interrupted {
+            if e.kind() != std::io::ErrorKind::WouldBlock
+                && e.kind() != std::io::ErrorKind::Interrupted
+            {
                 tracing::debug!(error = %e, "udp recv failed");
             }
             return 0;
@@ -91,11 +105,17 @@ fn sockaddr_to_std(s: &libc::sockaddr_storage) -> std::net::SocketAddr {
     match s.ss_family as libc::c_int {
         libc::AF_INET => {
             let a = unsafe { &*(s as *const libc::sockaddr_storage as *const libc::sockaddr_in) };
-            SocketAddr::from((Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)), u16::from_be(a.sin_port)))
+            SocketAddr::from((
+                Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)),
+                u16::from_be(a.sin_port),
+            ))
         }
         libc::AF_INET6 => {
             let a = unsafe { &*(s as *const libc::sockaddr_storage as *const libc::sockaddr_in6) };
-            SocketAddr::from((Ipv6Addr::from(a.sin6_addr.s6_addr), u16::from_be(a.sin6_port)))
+            SocketAddr::from((
+                Ipv6Addr::from(a.sin6_addr.s6_addr),
+                u16::from_be(a.sin6_port),
+            ))
         }
         _ => SocketAddr::from(([0, 0, 0, 0], 0)),
     }
@@ -234,7 +254,14 @@ impl Worker {
                     let n = rx.recv(fd);
                     for k in 0..n {
                         let (data, remote) = rx.take(k);
-                        self.handle_guarded(data, Endpoint { proto: Proto::Udp, remote, local });
+                        self.handle_guarded(
+                            data,
+                            Endpoint {
+                                proto: Proto::Udp,
+                                remote,
+                                local,
+                            },
+                        );
                     }
                     // A short batch means the socket queue was empty: back to poll.
                     if n < RECV_BATCH {
@@ -330,6 +357,7 @@ impl Worker {
             warn.as_bytes(),
             b"",
             true,
+            request_key(&self.core, m, ep),
             &mut self.ctx.out,
         );
     }
@@ -346,7 +374,8 @@ impl Worker {
                 }
             }
         }
-        if let Some(key) = request_key(&core, &msg, &ep) {
+        let req_key = request_key(&core, &msg, &ep);
+        if let Some(key) = req_key {
             let hit = core.retrans.lock().get(key, Instant::now()).cloned();
             if let Some(r) = hit {
                 core.stats.inc(Stat::SlRetransmissions);
@@ -368,6 +397,7 @@ impl Worker {
         let is_ack = msg.method() == Method::Ack;
         self.ctx.begin(RouteKind::Request, msg, ep);
         self.ctx.gen = Some(gen.clone());
+        self.ctx.req_key = req_key;
         let seq = self.ctx.msg_seq;
         let outcome = Python::attach(|py| {
             let name = pyo3::intern!(py, "ksr_request_route");

@@ -136,12 +136,22 @@ pub struct Sender {
 impl Sender {
     /// Build from the bound UDP sockets and the TCP layer handle.
     pub fn new(udp: Vec<Arc<std::net::UdpSocket>>, tcp: tcp::TcpHandle) -> Self {
-        let udp = udp.into_iter().filter_map(|s| Some((s.local_addr().ok()?, s))).collect();
-        Sender { udp: Arc::new(udp), tcp }
+        let udp = udp
+            .into_iter()
+            .filter_map(|s| Some((s.local_addr().ok()?, s)))
+            .collect();
+        Sender {
+            udp: Arc::new(udp),
+            tcp,
+        }
     }
 
     /// Pick the UDP socket bound to `local` (or one of the same address family).
-    fn udp_for(&self, local: Option<SocketAddr>, dest: SocketAddr) -> Option<&(SocketAddr, Arc<std::net::UdpSocket>)> {
+    fn udp_for(
+        &self,
+        local: Option<SocketAddr>,
+        dest: SocketAddr,
+    ) -> Option<&(SocketAddr, Arc<std::net::UdpSocket>)> {
         if let Some(l) = local {
             if let Some(s) = self.udp.iter().find(|(a, _)| *a == l) {
                 return Some(s);

@@ -40,7 +40,11 @@ fn process_maxfwd(ctx: &mut RouteCtx, a: &Args) -> Val {
             }
             // Kamailio (maxfwd.c) sets a value above max_limit to max_limit + 1, then decrements:
             // the request leaves with max_limit.
-            let v = if (v as i64) > max_limit { max_limit + 1 } else { v as i64 };
+            let v = if (v as i64) > max_limit {
+                max_limit + 1
+            } else {
+                v as i64
+            };
             ctx.edits.replace(span, (v - 1).to_string().into_bytes());
             Val::Int(1)
         }

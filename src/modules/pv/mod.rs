@@ -195,7 +195,10 @@ pub fn get(ctx: &RouteCtx, pv: &Pv) -> Option<PvVal> {
 
 fn auth_field(m: &SipMsg, pv: &Pv) -> Option<PvVal> {
     // pv_core.c pv_get_authattr: Proxy-Authorization wins over Authorization; none for ACK/CANCEL.
-    if matches!(m.method(), crate::sip::Method::Ack | crate::sip::Method::Cancel) {
+    if matches!(
+        m.method(),
+        crate::sip::Method::Ack | crate::sip::Method::Cancel
+    ) {
         return None;
     }
     let h = m

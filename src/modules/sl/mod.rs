@@ -33,6 +33,7 @@ pub fn reply(ctx: &mut RouteCtx, code: i64, reason: &str) -> i64 {
         &ctx.reply_hdrs,
         b"",
         ctx.force_rport,
+        ctx.req_key,
         &mut out,
     );
     ctx.out = out;
