@@ -223,3 +223,35 @@ class kamailio:
         "still serving after an exception in the reply route"
     );
 }
+
+#[test]
+fn missing_kamailio_module_names_module_and_function() {
+    let k = Ksrd::start(&route("        KSR.tm.t_relay()"), "");
+    let c = k.udp();
+    let r = c.request(&message(k.port, "alice", c.addr(), b"x").build());
+    assert_eq!(r.code, 500, "{}", r.text());
+    assert!(
+        k.wait_log(
+            "NotImplementedError: KSR.tm.t_relay(): module 'tm' is not available in ksrd",
+            Duration::from_secs(3)
+        ),
+        "{}",
+        k.log()
+    );
+}
+
+#[test]
+fn unknown_ksr_attribute_is_an_attribute_error() {
+    let k = Ksrd::start(&route("        KSR.no_such_function()"), "");
+    let c = k.udp();
+    let r = c.request(&message(k.port, "alice", c.addr(), b"x").build());
+    assert_eq!(r.code, 500, "{}", r.text());
+    assert!(
+        k.wait_log(
+            "AttributeError: module 'KSR' has no attribute 'no_such_function'",
+            Duration::from_secs(3)
+        ),
+        "{}",
+        k.log()
+    );
+}

@@ -169,6 +169,88 @@ fn modf(_args: &Bound<'_, PyTuple>) -> PyResult<i64> {
     ))
 }
 
+/// Kamailio modules a KEMI script may call that ksrd does not provide (yet). `KSR.<name>` resolves
+/// to a placeholder whose functions raise an error naming the module and the function, so the
+/// traceback tells the operator exactly what is missing instead of a bare AttributeError.
+const KNOWN_KAMAILIO_MODULES: &[&str] = &[
+    "acc",
+    "alias_db",
+    "app_python3",
+    "async",
+    "auth",
+    "auth_db",
+    "avpops",
+    "cfgutils",
+    "dialog",
+    "dispatcher",
+    "dmq",
+    "domain",
+    "geoip2",
+    "htable",
+    "jsonrpcs",
+    "msilo",
+    "nathelper",
+    "path",
+    "permissions",
+    "pike",
+    "pvx",
+    "registrar",
+    "rr",
+    "rtpengine",
+    "rtpproxy",
+    "sdpops",
+    "siptrace",
+    "sqlops",
+    "textops",
+    "textopsx",
+    "tm",
+    "tmx",
+    "topos",
+    "uac",
+    "usrloc",
+    "websocket",
+    "xhttp",
+    "xlog",
+];
+
+const MISSING_HOOK: &std::ffi::CStr = c"
+class _MissingModule:
+    __slots__ = ('_name',)
+    def __init__(self, name):
+        self._name = name
+    def __getattr__(self, fn):
+        if fn.startswith('__'):
+            raise AttributeError(fn)
+        mod = self._name
+        def missing(*args):
+            raise NotImplementedError(
+                'KSR.%s.%s(): module %r is not available in ksrd (yet)' % (mod, fn, mod))
+        missing.__name__ = fn
+        return missing
+    def __repr__(self):
+        return '<KSR.%s: not available in ksrd>' % self._name
+
+def make_getattr(known):
+    known = frozenset(known)
+    def __getattr__(name):
+        if name in known:
+            return _MissingModule(name)
+        raise AttributeError(\"module 'KSR' has no attribute %r\" % name)
+    return __getattr__
+";
+
+fn add_missing_module_hook(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    let helper = PyModule::from_code(py, MISSING_HOOK, c"<ksrd KSR hook>", c"_ksrd_ksr_hook")?;
+    let known: Vec<&str> = KNOWN_KAMAILIO_MODULES
+        .iter()
+        .copied()
+        .filter(|n| !m.hasattr(*n).unwrap_or(false))
+        .collect();
+    let getattr = helper.getattr("make_getattr")?.call1((known,))?;
+    m.add("__getattr__", getattr)
+}
+
 /// Module init for `import KSR`.
 #[pymodule]
 #[pyo3(name = "KSR")]
@@ -203,5 +285,6 @@ pub fn ksr_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     }
     // app_python3 sets this after import (apy_kemi.c).
     m.add("__version__", 1003)?;
+    add_missing_module_hook(m)?;
     Ok(())
 }
