@@ -33,6 +33,8 @@ pub struct Core {
     pub started: SystemTime,
     /// Replies (and forwards) to resend when a request is retransmitted.
     pub retrans: Mutex<retrans::RetransCache>,
+    /// `$shv(name)` values shared by every worker (`KSR.pvx.shv_*`, `modparam.pv.shvset`).
+    pub shv: crate::modules::pvx::ShvStore,
     /// Prefix of every to-tag we generate, so ACKs to our replies are recognised.
     tag_prefix: String,
     hasher: std::collections::hash_map::RandomState,
@@ -42,7 +44,9 @@ impl Core {
     /// Assemble the core.
     pub fn new(cfg: Config, sender: Sender, bound: &[std::net::SocketAddr]) -> Core {
         let myself = myself::Myself::new(&cfg, bound);
+        let shv = crate::modules::pvx::ShvStore::from_params(&cfg.modparams);
         Core {
+            shv,
             cfg,
             sender,
             stats: stats::Stats::default(),

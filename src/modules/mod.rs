@@ -6,9 +6,11 @@ pub mod kx;
 pub mod maxfwd;
 pub mod modparam;
 pub mod pv;
+pub mod pvx;
 pub mod sanity;
 pub mod siputils;
 pub mod sl;
+pub mod xlog;
 
 use crate::script::exports::Export;
 use modparam::{ModuleParams, ParamKind::*};
@@ -24,6 +26,8 @@ pub static EXPORT_TABLES: &[&[Export]] = &[
     sanity::EXPORTS,
     siputils::EXPORTS,
     kx::EXPORTS,
+    pvx::EXPORTS,
+    xlog::EXPORTS,
 ];
 
 /// Parameters of the modules ksrd has (Kamailio names and types).
@@ -79,5 +83,21 @@ pub static MODULE_PARAMS: &[ModuleParams] = &[
     ModuleParams {
         module: "kemix",
         params: &[],
+    },
+    // Accepted for kamailio.cfg parity; ksrd's log output does not use them (level, text and
+    // target "ksr" only).
+    ModuleParams {
+        module: "xlog",
+        params: &[
+            ("buf_size", Int),
+            ("force_color", Int),
+            ("long_format", Int),
+            ("prefix", Str),
+            ("log_facility", Str),
+            ("log_colors", StrList),
+            ("methods_filter", Int),
+            ("prefix_mode", Int),
+            ("auto_newline", Int),
+        ],
     },
 ];

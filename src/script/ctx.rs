@@ -49,6 +49,8 @@ pub struct RouteCtx {
     pub reply_hdrs: Vec<u8>,
     /// `$avp(name)` stacks for this message (newest last).
     pub avps: HashMap<String, Vec<PvVal>>,
+    /// `$xavp(name)` single-level values for this message (newest last); `KSR.pvx.xavp_*`.
+    pub xavps: HashMap<String, Vec<PvVal>>,
     /// `$var(name)`: per worker, kept across messages (Kamailio semantics).
     pub vars: HashMap<String, PvVal>,
     /// Parsed pseudo-variable names.
@@ -108,6 +110,7 @@ impl RouteCtx {
             force_rport: false,
             reply_hdrs: Vec::new(),
             avps: HashMap::new(),
+            xavps: HashMap::new(),
             vars: HashMap::new(),
             pv_cache: PvCache::default(),
             msg_time: 0,
@@ -151,6 +154,9 @@ impl RouteCtx {
         self.req_key = None;
         if !self.avps.is_empty() {
             self.avps.clear();
+        }
+        if !self.xavps.is_empty() {
+            self.xavps.clear();
         }
         self.msg_seq = self.msg_seq.wrapping_add(1);
         self.msg.take()
