@@ -178,7 +178,7 @@ pub fn stubs() -> String {
             e.name,
             params.join(", "),
             e.ret.py_name(),
-            e.doc
+            e.doc.replace('\\', "\\\\").replace('"', "\\\"")
         );
     };
     if let Some(core) = by_mod.get("") {
