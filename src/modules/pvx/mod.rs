@@ -131,19 +131,17 @@ fn shv_get(ctx: &mut RouteCtx, a: &Args) -> Val {
 
 // ---- $avp (string names; newest value last in the stack) --------------------------------------
 
-fn avp_seti(ctx: &mut RouteCtx, a: &Args) -> Val {
-    ctx.avps
-        .entry(a.str(0).to_string())
-        .or_default()
-        .push(PvVal::Int(a.int(1)));
+/// Push a value on a named stack ($avp / $xavp); always 1.
+fn push(stacks: &mut std::collections::HashMap<String, Vec<PvVal>>, name: &str, v: PvVal) -> Val {
+    stacks.entry(name.to_string()).or_default().push(v);
     Val::Int(1)
 }
+
+fn avp_seti(ctx: &mut RouteCtx, a: &Args) -> Val {
+    push(&mut ctx.avps, a.str(0), PvVal::Int(a.int(1)))
+}
 fn avp_sets(ctx: &mut RouteCtx, a: &Args) -> Val {
-    ctx.avps
-        .entry(a.str(0).to_string())
-        .or_default()
-        .push(PvVal::Str(a.str(1).to_string()));
-    Val::Int(1)
+    push(&mut ctx.avps, a.str(0), PvVal::Str(a.str(1).to_string()))
 }
 fn avp_newest(ctx: &RouteCtx, name: &str) -> Option<PvVal> {
     ctx.avps.get(name).and_then(|st| st.last()).cloned()
@@ -171,18 +169,10 @@ fn avp_is_null(ctx: &mut RouteCtx, a: &Args) -> Val {
 // ---- $xavp (single level, per message; newest value last) -------------------------------------
 
 fn xavp_seti(ctx: &mut RouteCtx, a: &Args) -> Val {
-    ctx.xavps
-        .entry(a.str(0).to_string())
-        .or_default()
-        .push(PvVal::Int(a.int(1)));
-    Val::Int(1)
+    push(&mut ctx.xavps, a.str(0), PvVal::Int(a.int(1)))
 }
 fn xavp_sets(ctx: &mut RouteCtx, a: &Args) -> Val {
-    ctx.xavps
-        .entry(a.str(0).to_string())
-        .or_default()
-        .push(PvVal::Str(a.str(1).to_string()));
-    Val::Int(1)
+    push(&mut ctx.xavps, a.str(0), PvVal::Str(a.str(1).to_string()))
 }
 fn xavp_newest(ctx: &RouteCtx, name: &str) -> Option<PvVal> {
     ctx.xavps.get(name).and_then(|st| st.last()).cloned()
