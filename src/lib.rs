@@ -7,4 +7,5 @@ pub mod rpc;
 pub mod script;
 pub mod server;
 pub mod sip;
+pub mod tm;
 pub mod transport;
