@@ -100,7 +100,7 @@ pub fn register(reg: &mut Registry, core: Arc<Core>) {
         "Counters: \"all\", \"group:\" or a name; [\"core:rcv_requests = N\", …]",
         move |p| Ok(json!(statistics(&c, &p))),
     );
-    let c = core.clone();
+    let c = core;
     reg.register_sync(
         "stats.fetch",
         "Counters as an object {\"group.name\": \"value\"}",
@@ -114,9 +114,7 @@ pub fn register(reg: &mut Registry, core: Arc<Core>) {
             Ok(Value::Object(m))
         },
     );
-    let c = core;
-    reg.register_sync("core.ps", "Threads of this process", move |_| {
-        let _ = &c;
+    reg.register_sync("core.ps", "Threads of this process", |_| {
         let tasks = std::fs::read_dir("/proc/self/task")
             .map(|d| d.count())
             .unwrap_or(0);
