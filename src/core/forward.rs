@@ -205,8 +205,9 @@ fn forward_into(ctx: &mut RouteCtx, uri: Option<&str>, out: &mut Vec<u8>) -> Res
 
 /// Send a forwarded request and remember it for retransmissions.
 pub fn transmit(core: &Core, s: PendingSend) -> Result<(), FwdError> {
-    core.sender.send(s.proto, s.dest, s.local, &s.data)?;
+    // Counted first, for the same reason as local replies (see core::reply::send_reply).
     core.stats.inc(Stat::FwdRequests);
+    core.sender.send(s.proto, s.dest, s.local, &s.data)?;
     if let Some(key) = s.key {
         let r = Resend {
             data: s.data,
@@ -256,7 +257,7 @@ pub fn forward_reply(
     }
     out.clear();
     edits.apply(msg.raw(), out);
-    core.sender.send(proto, dest, None, out)?;
     core.stats.inc(Stat::FwdReplies);
+    core.sender.send(proto, dest, None, out)?;
     Ok(())
 }

@@ -65,10 +65,12 @@ pub fn send_reply(
     let tag = core.to_tag(req, key);
     build_reply(req, ep.remote, code, reason, &tag, extra_headers, body, out);
     let dest = reply_dest(req, ep, force_rport);
+    // Counted before sending: whoever receives the reply and then reads the statistics must
+    // see it counted (a failed send is counted under sl:failures as well).
+    core.stats.sl_reply(code);
     let res = core.sender.send(ep.proto, dest, Some(ep.local), out);
     match &res {
         Ok(()) => {
-            core.stats.sl_reply(code);
             if code >= 200 {
                 if let Some(key) = key {
                     let r = Resend {
