@@ -103,12 +103,7 @@ fn py(s: &str) -> String {
 
 /// A MESSAGE to bob at ksrd from `c`, carrying `code` as its body.
 fn code_req(k: &Ksrd, c: &UdpClient, code: &str) -> Req {
-    Req::new(
-        "MESSAGE",
-        &format!("sip:bob@127.0.0.1:{}", k.port),
-        c.addr(),
-    )
-    .body("application/x-python", code.as_bytes())
+    code_message(k.port, c.addr(), code)
 }
 
 /// Send `req` (its body is the code) and return the final reply.

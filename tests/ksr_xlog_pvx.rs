@@ -49,12 +49,7 @@ fn shv_server() -> &'static Ksrd {
 }
 
 fn req(k: &Ksrd, c: &UdpClient, code: &str) -> Req {
-    Req::new(
-        "MESSAGE",
-        &format!("sip:bob@127.0.0.1:{}", k.port),
-        c.addr(),
-    )
-    .body("application/x-python", code.as_bytes())
+    code_message(k.port, c.addr(), code)
 }
 
 fn run_on(k: &Ksrd, code: &str) -> SipMsg {

@@ -284,6 +284,12 @@ pub fn message(port: u16, user: &str, from: SocketAddr, text: &[u8]) -> Req {
     Req::new("MESSAGE", &format!("sip:{user}@127.0.0.1:{port}"), from).body("text/plain", text)
 }
 
+/// MESSAGE to bob at ksrd whose body is Python code for test routes that `exec` their body.
+pub fn code_message(port: u16, from: SocketAddr, code: &str) -> Req {
+    Req::new("MESSAGE", &format!("sip:bob@127.0.0.1:{port}"), from)
+        .body("application/x-python", code.as_bytes())
+}
+
 /// Value of `;name=value` in a header value (first occurrence), `Some("")` for a flag param.
 pub fn param(hvalue: &str, name: &str) -> Option<String> {
     for part in hvalue.split(';').skip(1) {
