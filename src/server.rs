@@ -92,6 +92,14 @@ pub fn run(cfg: Config) -> Result<(), StartError> {
     let sender = Sender::new(udp_socks.clone(), tcp);
     let core = Arc::new(Core::new(cfg.clone(), sender, &bound));
 
+    {
+        // Timeouts may run failure routes, so they go to a worker, spread by transaction id.
+        let qs = queues.clone();
+        let _ = core.tm.dispatch.set(Box::new(move |t: crate::tm::Timeout| {
+            qs[(t.id as usize) % qs.len()].push_job(worker::Job::Timeout(t));
+        }));
+        crate::tm::timers::start(core.clone()).map_err(|e| StartError::Other(e.to_string()))?;
+    }
     init_python();
     let host = Arc::new(Host::new(cfg.script.clone(), cfg.workers));
     {

@@ -226,13 +226,13 @@ class kamailio:
 
 #[test]
 fn missing_kamailio_module_names_module_and_function() {
-    let k = Ksrd::start(&route("        KSR.tm.t_relay()"), "");
+    let k = Ksrd::start(&route("        KSR.dispatcher.ds_is_from_list(1)"), "");
     let c = k.udp();
     let r = c.request(&message(k.port, "alice", c.addr(), b"x").build());
     assert_eq!(r.code, 500, "{}", r.text());
     assert!(
         k.wait_log(
-            "NotImplementedError: KSR.tm.t_relay(): module 'tm' is not available in ksrd",
+            "NotImplementedError: KSR.dispatcher.ds_is_from_list(): module 'dispatcher' is not available in ksrd",
             Duration::from_secs(3)
         ),
         "{}",

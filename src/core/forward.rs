@@ -141,23 +141,8 @@ fn forward_into(ctx: &mut RouteCtx, uri: Option<&str>, out: &mut Vec<u8>) -> Res
         Some(u) => u.to_string(),
         None => ctx.ruri().map(|c| c.into_owned()).unwrap_or_default(),
     };
-    let turi = Uri::parse(target.as_bytes()).map_err(|_| FwdError::BadUri(target.clone()))?;
-    let (proto, dest) = resolve(&turi)?;
-    if refuse_dest(&dest) {
-        return Err(FwdError::BadUri(target));
-    }
-    let local = core
-        .sender
-        .local_for(proto, dest)
-        .ok_or(crate::transport::SendError::NoSocket(proto))?;
-    let mut edits = ctx.forward_edits();
+    let hop = next_hop(&core, &target, None)?;
     let vias = msg.vias().map_err(|_| FwdError::NoMessage)?;
-    if let Some(top) = vias.first() {
-        fix_top_via(top, ctx.ep.remote, ctx.force_rport, &mut edits);
-    }
-    if let (Some(new), Some(span)) = (ctx.new_ruri.as_deref(), msg.uri_span()) {
-        edits.replace(span, new.as_bytes().to_vec());
-    }
     // RFC 3261 §16.11: a stateless proxy's branch is a function of the request, so a
     // retransmission (and the CANCEL/ACK of the same INVITE) gets the same branch.
     let in_branch = vias.first().and_then(|v| v.branch()).unwrap_or("");
@@ -167,30 +152,25 @@ fn forward_into(ctx: &mut RouteCtx, uri: Option<&str>, out: &mut Vec<u8>) -> Res
         ctx.new_ruri.as_deref().unwrap_or("").as_bytes(),
         msg.ruri_bytes(),
     ]);
-    let host = match local.ip() {
-        IpAddr::V6(v6) => format!("[{v6}]"),
-        IpAddr::V4(v4) => v4.to_string(),
-    };
-    let via = format!(
-        "Via: SIP/2.0/{} {}:{};branch=z9hG4bKsl{:016x}\r\n",
-        proto.via_str(),
-        host,
-        local.port(),
-        h
-    );
-    // Above the first Via (not simply first), so headers a route inserted at the top stay above it.
-    let at = msg
-        .first(HdrName::Via)
-        .map(|h| h.line_span.start)
-        .unwrap_or_else(|| msg.first_header_offset());
-    edits.insert(at, via.into_bytes());
-    out.clear();
-    edits.apply(msg.raw(), out);
+    let branch = format!("z9hG4bKsl{h:016x}");
+    let edits = ctx.forward_edits();
+    build_request(
+        &BuildSpec {
+            msg,
+            src: ctx.ep.remote,
+            force_rport: ctx.force_rport,
+            new_ruri: ctx.new_ruri.as_deref(),
+            hop: &hop,
+            branch: &branch,
+        },
+        edits,
+        out,
+    )?;
     let key = ctx.req_key;
     let send = PendingSend {
-        proto,
-        dest,
-        local: Some(local),
+        proto: hop.proto,
+        dest: hop.dest,
+        local: Some(hop.local),
         data: Bytes::copy_from_slice(out),
         key,
     };
@@ -201,6 +181,87 @@ fn forward_into(ctx: &mut RouteCtx, uri: Option<&str>, out: &mut Vec<u8>) -> Res
         return Ok(());
     }
     transmit(&core, send)
+}
+
+/// Where a request goes next: transport, address and the local socket it leaves from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NextHop {
+    /// Transport.
+    pub proto: Proto,
+    /// Destination address.
+    pub dest: SocketAddr,
+    /// Local socket address (our Via).
+    pub local: SocketAddr,
+}
+
+/// Resolve a target URI (`$du`, `$ru` or an explicit one) to a next hop; `proto` overrides the
+/// URI's transport (`t_relay_to_proto`).
+pub fn next_hop(core: &Core, target: &str, proto: Option<Proto>) -> Result<NextHop, FwdError> {
+    let turi = Uri::parse(target.as_bytes()).map_err(|_| FwdError::BadUri(target.to_string()))?;
+    let (p, dest) = resolve(&turi)?;
+    let proto = proto.unwrap_or(p);
+    if refuse_dest(&dest) {
+        return Err(FwdError::BadUri(target.to_string()));
+    }
+    let local = core
+        .sender
+        .local_for(proto, dest)
+        .ok_or(crate::transport::SendError::NoSocket(proto))?;
+    Ok(NextHop { proto, dest, local })
+}
+
+/// What `build_request` needs to turn a received request into the one we send.
+pub struct BuildSpec<'a> {
+    /// The received request.
+    pub msg: &'a SipMsg,
+    /// Its source address (for `received`/`rport` on its Via).
+    pub src: SocketAddr,
+    /// `force_rport()` was called.
+    pub force_rport: bool,
+    /// New Request-URI, if rewritten.
+    pub new_ruri: Option<&'a str>,
+    /// Where it goes.
+    pub hop: &'a NextHop,
+    /// The branch parameter of our Via.
+    pub branch: &'a str,
+}
+
+/// Build the outgoing request: the route's `edits`, the fixed top Via, the new R-URI and our
+/// Via on top.
+pub fn build_request(
+    spec: &BuildSpec<'_>,
+    mut edits: Edits,
+    out: &mut Vec<u8>,
+) -> Result<(), FwdError> {
+    let msg = spec.msg;
+    let vias = msg.vias().map_err(|_| FwdError::NoMessage)?;
+    if let Some(top) = vias.first() {
+        fix_top_via(top, spec.src, spec.force_rport, &mut edits);
+    }
+    if let (Some(new), Some(span)) = (spec.new_ruri, msg.uri_span()) {
+        edits.replace(span, new.as_bytes().to_vec());
+    }
+    let local = spec.hop.local;
+    let host = match local.ip() {
+        IpAddr::V6(v6) => format!("[{v6}]"),
+        IpAddr::V4(v4) => v4.to_string(),
+    };
+    let via = format!(
+        "Via: SIP/2.0/{} {}:{};branch={}\r\n",
+        spec.hop.proto.via_str(),
+        host,
+        local.port(),
+        spec.branch
+    );
+    // Above the first Via (not simply first), so headers a route inserted at the top stay above it.
+    let at = msg
+        .first(HdrName::Via)
+        .map(|h| h.line_span.start)
+        .unwrap_or_else(|| msg.first_header_offset());
+    edits.insert(at, via.into_bytes());
+    out.clear();
+    edits.apply(msg.raw(), out);
+    Ok(())
 }
 
 /// Send a forwarded request and remember it for retransmissions.

@@ -35,6 +35,8 @@ pub struct Core {
     pub retrans: Mutex<retrans::RetransCache>,
     /// `$shv(name)` values shared by every worker (`KSR.pvx.shv_*`, `modparam.pv.shvset`).
     pub shv: crate::modules::pvx::ShvStore,
+    /// The transaction layer (tm).
+    pub tm: crate::tm::Tm,
     /// Prefix of every to-tag we generate, so ACKs to our replies are recognised.
     tag_prefix: String,
     hasher: std::collections::hash_map::RandomState,
@@ -45,7 +47,9 @@ impl Core {
     pub fn new(cfg: Config, sender: Sender, bound: &[std::net::SocketAddr]) -> Core {
         let myself = myself::Myself::new(&cfg, bound);
         let shv = crate::modules::pvx::ShvStore::from_params(&cfg.modparams);
+        let tm = crate::tm::Tm::new(crate::tm::TmParams::from_modparams(&cfg.modparams));
         Core {
+            tm,
             shv,
             cfg,
             sender,

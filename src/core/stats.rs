@@ -47,6 +47,15 @@ stats! {
     Sl408 => "sl:408_replies",
     Sl483 => "sl:483_replies",
     Sl500 => "sl:500_replies",
+    TmUasTransactions => "tmx:UAS_transactions",
+    TmUacTransactions => "tmx:UAC_transactions",
+    TmRplReceived => "tmx:rpl_received",
+    TmRplRelayed => "tmx:rpl_relayed",
+    TmRplAbsorbed => "tmx:rpl_absorbed",
+    TmRplGenerated => "tmx:rpl_generated",
+    TmLocalReplies => "tmx:local_replies",
+    TmRetransmissions => "tm:absorbed_request_retransmissions",
+    TmAckAbsorbed => "tm:absorbed_acks",
 }
 
 /// All counters.

@@ -15,8 +15,12 @@ pub enum RouteKind {
     None,
     /// `ksr_request_route`.
     Request,
-    /// `ksr_reply_route`.
+    /// `ksr_reply_route` or a transaction's onreply route.
     Reply,
+    /// A failure route (`t_on_failure`).
+    Failure,
+    /// A branch route (`t_on_branch`).
+    Branch,
 }
 
 /// What a worker knows while a route runs; lives as long as the worker, reset per message.
@@ -71,6 +75,8 @@ pub struct RouteCtx {
     pub in_onsend: bool,
     /// Retransmission key of the current request (computed once on receipt).
     pub req_key: Option<u64>,
+    /// Transaction state of this route (tm).
+    pub tm: crate::tm::route_state::TmCtx,
 }
 
 /// A forwarded request held until `ksr_onsend_route` has seen it.
@@ -121,6 +127,7 @@ impl RouteCtx {
             pending_sends: Vec::new(),
             in_onsend: false,
             req_key: None,
+            tm: Default::default(),
         }
     }
 
@@ -152,6 +159,7 @@ impl RouteCtx {
         self.pending_sends.clear();
         self.gen = None;
         self.req_key = None;
+        self.tm.reset();
         if !self.avps.is_empty() {
             self.avps.clear();
         }

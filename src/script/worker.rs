@@ -121,10 +121,18 @@ fn sockaddr_to_std(s: &libc::sockaddr_storage) -> std::net::SocketAddr {
     }
 }
 
-/// Hands stream messages to one worker and wakes it.
+/// Work for a worker besides its UDP sockets.
+pub enum Job {
+    /// A message from a stream connection.
+    Sip(Inbound),
+    /// A transaction's final-response timer ran out.
+    Timeout(crate::tm::Timeout),
+}
+
+/// Hands stream messages and transaction timeouts to one worker and wakes it.
 #[derive(Clone)]
 pub struct WorkerQueue {
-    tx: mpsc::Sender<Inbound>,
+    tx: mpsc::Sender<Job>,
     efd: Arc<EventFd>,
 }
 
@@ -158,7 +166,12 @@ impl Drop for EventFd {
 impl WorkerQueue {
     /// Queue a message and wake the worker.
     pub fn push(&self, m: Inbound) {
-        if self.tx.send(m).is_ok() {
+        self.push_job(Job::Sip(m));
+    }
+
+    /// Queue any job and wake the worker.
+    pub fn push_job(&self, j: Job) {
+        if self.tx.send(j).is_ok() {
             self.efd.wake();
         }
     }
@@ -166,7 +179,7 @@ impl WorkerQueue {
 
 /// One worker's receiving side.
 pub struct WorkerInput {
-    rx: mpsc::Receiver<Inbound>,
+    rx: mpsc::Receiver<Job>,
     efd: Arc<EventFd>,
 }
 
@@ -274,7 +287,8 @@ impl Worker {
             }
             for _ in 0..BATCH {
                 match self.input.rx.try_recv() {
-                    Ok(m) => self.handle_guarded(m.data, m.ep),
+                    Ok(Job::Sip(m)) => self.handle_guarded(m.data, m.ep),
+                    Ok(Job::Timeout(t)) => self.timeout_guarded(t),
                     Err(_) => break,
                 }
             }
@@ -288,6 +302,30 @@ impl Worker {
             tracing::error!(src = %ep.remote, "internal error while handling a message; message dropped");
             self.ctx.end();
         }
+    }
+
+    /// `timeout`, with the same panic guard as messages.
+    fn timeout_guarded(&mut self, t: crate::tm::Timeout) {
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.timeout(t)));
+        if r.is_err() {
+            tracing::error!(
+                id = t.id,
+                "internal error while handling a transaction timeout"
+            );
+            self.ctx.tm.tx = None;
+            self.ctx.end();
+        }
+    }
+
+    /// A branch's final-response timer ran out: 408 (or 487) on that branch, maybe a failure route.
+    fn timeout(&mut self, t: crate::tm::Timeout) {
+        let core = self.core.clone();
+        let Some(tx) = core.tm.table.by_id(t.id) else {
+            return;
+        };
+        let gen = self.host.current();
+        let mut run = route_runner(&core, gen);
+        crate::tm::reply::on_timeout(&core, &mut self.ctx, tx, t.branch as usize, &mut run);
     }
 
     /// Route one received message.
@@ -374,6 +412,9 @@ impl Worker {
                 }
             }
         }
+        if let crate::tm::uas::Absorbed::Yes = crate::tm::uas::absorb(&core, &msg) {
+            return;
+        }
         let req_key = request_key(&core, &msg, &ep);
         if let Some(key) = req_key {
             let hit = core.retrans.lock().get(key, Instant::now()).cloned();
@@ -411,10 +452,15 @@ impl Worker {
                 core.stats.inc(Stat::ScriptErrors);
                 tracing::error!("exception in ksr_request_route:\n{tb}");
                 if core.cfg.on_exception == OnException::Reply && !self.ctx.replied && !is_ack {
-                    crate::modules::sl::reply(&mut self.ctx, 500, "Server Internal Error");
+                    if self.ctx.tm.t.is_some() {
+                        crate::tm::kemi::t_reply_code(&mut self.ctx, 500, "Server Internal Error");
+                    } else {
+                        crate::modules::sl::reply(&mut self.ctx, 500, "Server Internal Error");
+                    }
                 }
             }
         }
+        crate::tm::uas::end_request_route(&core, &mut self.ctx);
         if self.ctx.drop {
             core.stats.inc(Stat::DropRequests);
         }
@@ -431,6 +477,21 @@ impl Worker {
             method = msg.method_str()
         );
         let _g = span.enter();
+        if let Some((tx, idx)) = crate::tm::reply::lookup(&core, &msg) {
+            let has_reply_route = gen.as_ref().is_some_and(|g| g.has_reply_route);
+            let mut run = route_runner(&core, gen);
+            crate::tm::reply::on_reply(
+                &core,
+                &mut self.ctx,
+                tx,
+                idx,
+                msg,
+                ep,
+                has_reply_route,
+                &mut run,
+            );
+            return;
+        }
         self.ctx.begin(RouteKind::Reply, msg, ep);
         if let Some(gen) = gen.filter(|g| g.has_reply_route) {
             let seq = self.ctx.msg_seq;
@@ -457,5 +518,34 @@ impl Worker {
         }
         self.ctx.edits = edits;
         self.ctx.edits.clear();
+    }
+}
+
+/// Runs transaction routes (core reply route, onreply, failure) by name against the script
+/// generation current when the callback fires (reload-safe, as Kamailio resolves route names).
+fn route_runner(
+    core: &Arc<Core>,
+    gen: Option<Arc<super::host::Generation>>,
+) -> impl FnMut(&mut RouteCtx, &str) {
+    let core = core.clone();
+    move |ctx: &mut RouteCtx, name: &str| {
+        let Some(gen) = gen.as_ref() else { return };
+        ctx.gen = Some(gen.clone());
+        let seq = ctx.msg_seq;
+        let outcome = Python::attach(|py| {
+            let n = pyo3::types::PyString::new(py, name);
+            let pm = Bound::new(py, PyMsg::new(seq)).ok().map(|b| b.into_any());
+            call_route(py, gen, &n, pm)
+        });
+        match outcome {
+            RouteOutcome::Done | RouteOutcome::Exit => {}
+            RouteOutcome::Missing => {
+                tracing::error!(route = name, "route function not found or not callable")
+            }
+            RouteOutcome::Error(tb) => {
+                core.stats.inc(Stat::ScriptErrors);
+                tracing::error!("exception in {name}:\n{tb}");
+            }
+        }
     }
 }

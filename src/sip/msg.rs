@@ -30,6 +30,7 @@ pub enum StartLine {
 }
 
 /// A parsed SIP message: the raw bytes, a header index, and lazily parsed typed values.
+#[derive(Clone)]
 pub struct SipMsg {
     raw: Bytes,
     start: StartLine,

@@ -222,6 +222,19 @@ impl Uri {
         self.param("transport").flatten()
     }
 
+    /// Set (or add) a parameter, replacing any with the same case-insensitive name.
+    pub fn set_param(&mut self, name: &str, value: Option<&str>) {
+        let v = value.map(str::to_string);
+        match self
+            .params
+            .iter_mut()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        {
+            Some(slot) => slot.1 = v,
+            None => self.params.push((name.to_string(), v)),
+        }
+    }
+
     /// "host" or "host:port".
     pub fn host_port(&self) -> String {
         match self.port {

@@ -300,7 +300,7 @@ pub fn param(hvalue: &str, name: &str) -> Option<String> {
         };
         if k.eq_ignore_ascii_case(name) {
             let v = v
-                .split(|c| c == ',' || c == ' ' || c == '>')
+                .split([',', ' ', '>'])
                 .next()
                 .unwrap_or("");
             return Some(v.to_string());

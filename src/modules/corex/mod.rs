@@ -27,8 +27,46 @@ fn has_user_agent(ctx: &mut RouteCtx, _: &Args) -> Val {
     )
 }
 
+fn append_branch(ctx: &mut RouteCtx, _: &Args) -> Val {
+    Val::Int(crate::tm::kemi::append_branch(ctx, None, None))
+}
+fn append_branch_uri(ctx: &mut RouteCtx, a: &Args) -> Val {
+    Val::Int(crate::tm::kemi::append_branch(ctx, Some(a.str(0)), None))
+}
+fn append_branch_uri_q(ctx: &mut RouteCtx, a: &Args) -> Val {
+    Val::Int(crate::tm::kemi::append_branch(
+        ctx,
+        Some(a.str(0)),
+        Some(a.str(1)),
+    ))
+}
+
 /// `KSR.corex.*` exports.
 pub static EXPORTS: &[Export] = &[
+    ex(
+        "corex",
+        "append_branch",
+        &[],
+        Int,
+        "Add the current $ru/$du as a new branch of the destination set",
+        append_branch,
+    ),
+    ex(
+        "corex",
+        "append_branch_uri",
+        &[("uri", Str)],
+        Int,
+        "Add a branch with this URI (and the current $du)",
+        append_branch_uri,
+    ),
+    ex(
+        "corex",
+        "append_branch_uri_q",
+        &[("uri", Str), ("q", Str)],
+        Int,
+        "Add a branch with this URI and q value (\"0.5\")",
+        append_branch_uri_q,
+    ),
     ex(
         "corex",
         "has_ruri_user",

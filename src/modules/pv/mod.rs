@@ -88,7 +88,21 @@ pub fn get(ctx: &RouteCtx, pv: &Pv) -> Option<PvVal> {
                 .unwrap_or(0);
             return Some(PvVal::Int(t as i64));
         }
-        Pv::BranchIdx => return Some(PvVal::Int(0)),
+        Pv::BranchIdx => return Some(PvVal::Int(ctx.tm.branch_idx as i64)),
+        // tmx: the reply being handled (onreply) or the winning one (failure route); 0 otherwise.
+        Pv::TReplyCode => {
+            return Some(PvVal::Int(
+                ctx.tm.reply.as_ref().map(|r| r.0 as i64).unwrap_or(0),
+            ))
+        }
+        Pv::TReplyReason => return ctx.tm.reply.as_ref().map(|r| PvVal::Str(r.1.clone())),
+        // In a failure route $rs/$rr are the winning reply's (the message is the request).
+        Pv::Status if ctx.kind == crate::script::ctx::RouteKind::Failure => {
+            return ctx.tm.reply.as_ref().map(|r| PvVal::Int(r.0 as i64))
+        }
+        Pv::Reason if ctx.kind == crate::script::ctx::RouteKind::Failure => {
+            return ctx.tm.reply.as_ref().map(|r| PvVal::Str(r.1.clone()))
+        }
         Pv::Null => return None,
         _ => {}
     }

@@ -48,6 +48,10 @@ pub enum Pv {
     Ts,
     TsNow,
     BranchIdx,
+    /// `$T_reply_code`.
+    TReplyCode,
+    /// `$T_reply_reason`.
+    TReplyReason,
     Flags,
     BFlags,
     MsgId,
@@ -140,6 +144,8 @@ pub fn parse(name: &str) -> Result<Pv, PvNameError> {
         ("Ts", None) => Pv::Ts,
         ("TS", None) => Pv::TsNow,
         ("T_branch_idx", None) => Pv::BranchIdx,
+        ("T_reply_code", None) => Pv::TReplyCode,
+        ("T_reply_reason", None) => Pv::TReplyReason,
         ("mf" | "flags", None) => Pv::Flags,
         ("bf", None) => Pv::BFlags,
         ("au", None) => Pv::AuthUser,

@@ -51,6 +51,13 @@ pub fn reply(ctx: &mut RouteCtx, code: i64, reason: &str) -> i64 {
 fn sl_send_reply(ctx: &mut RouteCtx, a: &Args) -> Val {
     Val::Int(reply(ctx, a.int(0), a.str(1)))
 }
+fn sl_send_reply_stateful(ctx: &mut RouteCtx, a: &Args) -> Val {
+    // Kamailio sl `send_reply`: stateful once the request has a transaction.
+    if ctx.tm.t.is_some() || ctx.tm.tx.is_some() {
+        return Val::Int(crate::tm::kemi::t_reply_code(ctx, a.int(0), a.str(1)));
+    }
+    sl_send_reply(ctx, a)
+}
 fn sl_reply_error(ctx: &mut RouteCtx, _: &Args) -> Val {
     Val::Int(reply(ctx, 500, "Server Internal Error"))
 }
@@ -71,7 +78,7 @@ pub static EXPORTS: &[Export] = &[
         &[("code", Int), ("reason", Str)],
         Int,
         "Send a reply (statefully once a transaction exists, else statelessly)",
-        sl_send_reply,
+        sl_send_reply_stateful,
     ),
     ex(
         "sl",

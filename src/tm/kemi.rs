@@ -1,0 +1,859 @@
+//! `KSR.tm.*` (Kamailio src/modules/tm/tm.c `tm_kemi_exports`): names, parameters and return
+//! codes as Kamailio's.
+
+use std::time::{Duration, Instant};
+
+use super::key::ServerKey;
+use super::relay::{cancel_pending, send_branches, BranchSpec};
+use super::txn::{Saved, Txn};
+use super::uas::{self, new_tran, NewTran};
+use super::{lock_from_python, reply};
+use crate::core::Core;
+use crate::script::ctx::{RouteCtx, RouteKind};
+use crate::script::exports::{ex, Args, Export, Ty::*, Val};
+use crate::sip::Method;
+use crate::transport::Proto;
+
+fn int(v: i64) -> Val {
+    Val::Int(v)
+}
+fn b(x: bool) -> Val {
+    Val::Int(if x { 1 } else { -1 })
+}
+
+/// Run `f` on the transaction of the current route: the locked one of a reply/failure route,
+/// or the one the request route created.
+pub fn with_tx<R>(ctx: &mut RouteCtx, f: impl FnOnce(&Core, &mut Txn) -> R) -> Option<R> {
+    let core = ctx.core.clone();
+    if let Some(g) = ctx.tm.tx.as_mut() {
+        return Some(f(&core, g));
+    }
+    let t = ctx.tm.t.clone()?;
+    let mut g = lock_from_python(&t);
+    Some(f(&core, &mut g))
+}
+
+/// Stateful relay of the current request (`t_relay` and its variants).
+pub fn relay(ctx: &mut RouteCtx, uri: Option<String>, proto: Option<Proto>) -> i64 {
+    let core = ctx.core.clone();
+    let Some(method) = ctx.request().map(|m| m.method()) else {
+        return -1;
+    };
+    match (method, ctx.kind) {
+        (Method::Ack, _) => {
+            // An ACK (for a 2xx) is relayed statelessly: it has no transaction of its own.
+            if let Some(p) = proto {
+                let target = uri
+                    .or_else(|| ctx.dst_uri.clone())
+                    .or_else(|| ctx.ruri().map(|c| c.into_owned()))
+                    .unwrap_or_default();
+                let u = with_transport(&target, p);
+                return ok(crate::core::forward::forward_request(ctx, Some(&u)).is_ok());
+            }
+            return ok(crate::core::forward::forward_request(ctx, uri.as_deref()).is_ok());
+        }
+        (Method::Cancel, RouteKind::Request) => return relay_cancel(ctx),
+        _ => {}
+    }
+    let Some(ruri) = ctx.ruri().map(|c| c.into_owned()) else {
+        return -1;
+    };
+    let mut specs = Vec::with_capacity(1 + ctx.tm.branches.len());
+    if ruri_is_new(ctx) || uri.is_some() {
+        specs.push(BranchSpec {
+            uri: ruri,
+            dst_uri: uri.or_else(|| ctx.dst_uri.clone()),
+            bflags: ctx.bflags,
+            q: None,
+            proto,
+        });
+    }
+    specs.extend(ctx.tm.branches.drain(..).map(|mut b| {
+        b.proto = b.proto.or(proto);
+        b
+    }));
+    if specs.is_empty() {
+        tracing::error!(
+            "t_relay: no destination (the R-URI was already used and no branch was appended)"
+        );
+        return -1;
+    }
+    mark_consumed(ctx);
+    let saved = Saved {
+        new_ruri: ctx.new_ruri.clone(),
+        dst_uri: ctx.dst_uri.clone(),
+        edits: ctx.forward_edits(),
+        force_rport: ctx.force_rport,
+        flags: ctx.flags,
+    };
+    let cb = std::mem::take(&mut ctx.tm.cb);
+    let fr = ctx.tm.fr;
+    let avps = ctx.avps.clone();
+    let xavps = ctx.xavps.clone();
+    let no_internal_reply = ctx.tm.no_internal_reply;
+    if ctx.kind == RouteKind::Failure {
+        let Some(g) = ctx.tm.tx.as_mut() else {
+            return -1;
+        };
+        merge_cb(&mut g.cb, cb);
+        g.saved = saved;
+        g.round_start = g.branches.len();
+        return match send_branches(&core, g, &specs) {
+            Ok(_) => 1,
+            Err(_) => -1,
+        };
+    }
+    if ctx.kind != RouteKind::Request {
+        return -1;
+    }
+    let tx = match ctx.tm.t.clone() {
+        Some(t) => t,
+        None => {
+            let Some(msg) = ctx.request() else { return -1 };
+            match new_tran(&core, msg, &ctx.ep, ctx.force_rport, ctx.req_key) {
+                NewTran::Created(t) => {
+                    ctx.tm.t = Some(t.clone());
+                    t
+                }
+                // Kamailio: a retransmission absorbed by t_relay counts as success.
+                NewTran::Retransmission => return 1,
+                NewTran::Error => return -1,
+            }
+        }
+    };
+    let mut g = lock_from_python(&tx);
+    if !g.branches.is_empty() || g.final_sent() {
+        tracing::error!("t_relay: the transaction was already relayed or answered");
+        return -1;
+    }
+    g.saved = saved;
+    merge_cb(&mut g.cb, cb);
+    if let Some((inv, nonin)) = fr {
+        g.fr_inv = inv.or(g.fr_inv);
+        g.fr = nonin.or(g.fr);
+    }
+    g.avps = avps;
+    g.xavps = xavps;
+    match send_branches(&core, &mut g, &specs) {
+        Ok(_) => 1,
+        Err(e) => {
+            tracing::error!(error = %e, "t_relay failed");
+            if !no_internal_reply {
+                let (code, reason) = match e {
+                    crate::core::forward::FwdError::BadUri(_)
+                    | crate::core::forward::FwdError::Resolve(_) => {
+                        (478, "Unresolvable destination")
+                    }
+                    _ => (477, "Unfortunately error on sending to next hop occurred"),
+                };
+                uas::send_local(&core, &mut g, code, reason, b"", b"");
+                ctx.replied = true;
+            }
+            -1
+        }
+    }
+}
+
+/// The Request-URI (or `$du`) changed since it was last used for a branch.
+fn ruri_is_new(ctx: &RouteCtx) -> bool {
+    match &ctx.tm.consumed {
+        None => true,
+        Some((ru, du)) => *ru != ctx.new_ruri || *du != ctx.dst_uri,
+    }
+}
+
+/// Remember the current `$ru`/`$du` as used for a branch.
+fn mark_consumed(ctx: &mut RouteCtx) {
+    ctx.tm.consumed = Some((ctx.new_ruri.clone(), ctx.dst_uri.clone()));
+}
+
+/// `append_branch` (corex): add `uri` (or the current `$ru`) with `$du`, q and branch flags to
+/// the destination set; 1 or -1.
+pub fn append_branch(ctx: &mut RouteCtx, uri: Option<&str>, q: Option<&str>) -> i64 {
+    let q = match q.filter(|q| !q.is_empty()) {
+        None => None,
+        Some(s) => match s.trim().parse::<f32>() {
+            Ok(v) if (0.0..=1.0).contains(&v) => Some((v * 1000.0).round() as i32),
+            _ => {
+                tracing::error!(q = s, "append_branch: bad q value");
+                return -1;
+            }
+        },
+    };
+    let target = match uri.filter(|u| !u.is_empty()) {
+        Some(u) => u.to_string(),
+        None => match ctx.ruri() {
+            Some(u) => u.into_owned(),
+            None => return -1,
+        },
+    };
+    ctx.tm.branches.push(BranchSpec {
+        uri: target,
+        dst_uri: ctx.dst_uri.clone(),
+        bflags: ctx.bflags,
+        q,
+        proto: None,
+    });
+    if uri.is_none_or(str::is_empty) {
+        // Kamailio (core/action.c APPEND_BRANCH_T): the R-URI moved into the set is consumed,
+        // so t_relay does not send it twice; $du and branch flags start afresh.
+        ctx.dst_uri = None;
+        ctx.bflags = 0;
+        mark_consumed(ctx);
+    }
+    1
+}
+
+fn ok(x: bool) -> i64 {
+    if x {
+        1
+    } else {
+        -1
+    }
+}
+
+fn merge_cb(into: &mut super::txn::Callbacks, from: super::txn::Callbacks) {
+    if from.on_reply.is_some() {
+        into.on_reply = from.on_reply;
+    }
+    if from.on_failure.is_some() {
+        into.on_failure = from.on_failure;
+    }
+    if from.on_branch.is_some() {
+        into.on_branch = from.on_branch;
+    }
+    if from.on_branch_failure.is_some() {
+        into.on_branch_failure = from.on_branch_failure;
+    }
+}
+
+/// `uri` with its transport parameter set to `p`.
+fn with_transport(uri: &str, p: Proto) -> String {
+    match crate::sip::Uri::parse(uri.as_bytes()) {
+        Ok(mut u) => {
+            u.set_param("transport", Some(p.as_str()));
+            u.to_string()
+        }
+        Err(_) => uri.to_string(),
+    }
+}
+
+/// A CANCEL in the request route: answer it, cancel the INVITE's branches (RFC 3261 §16.10);
+/// 481 when there is no such INVITE transaction.
+fn relay_cancel(ctx: &mut RouteCtx) -> i64 {
+    let core = ctx.core.clone();
+    let Some(msg) = ctx.request() else { return -1 };
+    let inv = ServerKey::invite_of(msg).and_then(|k| core.tm.table.get(&k));
+    let Some(tx) = inv else {
+        crate::modules::sl::reply(ctx, 481, "Call/Transaction Does Not Exist");
+        return 1;
+    };
+    crate::modules::sl::reply(ctx, 200, "canceling");
+    let mut g = lock_from_python(&tx);
+    g.canceled = true;
+    if !g.final_sent() {
+        cancel_pending(&core, &mut g, None);
+        if g.branches.is_empty() {
+            uas::send_local(&core, &mut g, 487, "Request Terminated", b"", b"");
+        }
+    }
+    1
+}
+
+fn t_relay(ctx: &mut RouteCtx, _: &Args) -> Val {
+    int(relay(ctx, None, None))
+}
+fn t_relay_to_flags(ctx: &mut RouteCtx, _: &Args) -> Val {
+    int(relay(ctx, None, None))
+}
+fn t_relay_to_proto(ctx: &mut RouteCtx, a: &Args) -> Val {
+    match Proto::parse(&a.str(0).to_ascii_lowercase()) {
+        Some(p) => int(relay(ctx, None, Some(p))),
+        None => int(-1),
+    }
+}
+fn t_relay_to_proto_addr(ctx: &mut RouteCtx, a: &Args) -> Val {
+    let Some(p) = Proto::parse(&a.str(0).to_ascii_lowercase()) else {
+        return int(-1);
+    };
+    let host = a.str(1);
+    let host = if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    };
+    let uri = format!("sip:{host}:{};transport={}", a.int(2), p.as_str());
+    int(relay(ctx, Some(uri), Some(p)))
+}
+/// `proto:host:port` (proto and port optional) as a SIP URI.
+fn proxy_uri(s: &str) -> Option<(String, Option<Proto>)> {
+    let (proto, rest) = match s.split_once(':') {
+        Some((p, r)) if Proto::parse(&p.to_ascii_lowercase()).is_some() => {
+            (Proto::parse(&p.to_ascii_lowercase()), r)
+        }
+        _ => (None, s),
+    };
+    if rest.is_empty() {
+        return None;
+    }
+    let uri = match proto {
+        Some(p) => format!("sip:{rest};transport={}", p.as_str()),
+        None => format!("sip:{rest}"),
+    };
+    Some((uri, proto))
+}
+fn t_relay_to_proxy(ctx: &mut RouteCtx, a: &Args) -> Val {
+    match proxy_uri(a.str(0)) {
+        Some((u, p)) => int(relay(ctx, Some(u), p)),
+        None => int(-1),
+    }
+}
+fn t_relay_to_proxy_flags(ctx: &mut RouteCtx, a: &Args) -> Val {
+    t_relay_to_proxy(ctx, a)
+}
+
+/// Arm a callback on the route state and, when the transaction already exists, on it too.
+fn set_cb(
+    ctx: &mut RouteCtx,
+    name: &str,
+    which: fn(&mut super::txn::Callbacks) -> &mut Option<String>,
+) -> Val {
+    let v = (!name.is_empty()).then(|| name.to_string());
+    *which(&mut ctx.tm.cb) = v.clone();
+    if ctx.kind == RouteKind::Request {
+        with_tx(ctx, |_, g| *which(&mut g.cb) = v);
+    }
+    int(1)
+}
+fn t_on_reply(ctx: &mut RouteCtx, a: &Args) -> Val {
+    set_cb(ctx, a.str(0), |c| &mut c.on_reply)
+}
+fn t_on_failure(ctx: &mut RouteCtx, a: &Args) -> Val {
+    set_cb(ctx, a.str(0), |c| &mut c.on_failure)
+}
+fn t_on_branch(ctx: &mut RouteCtx, a: &Args) -> Val {
+    set_cb(ctx, a.str(0), |c| &mut c.on_branch)
+}
+fn t_on_branch_failure(ctx: &mut RouteCtx, a: &Args) -> Val {
+    set_cb(ctx, a.str(0), |c| &mut c.on_branch_failure)
+}
+fn t_is_set(ctx: &mut RouteCtx, a: &Args) -> Val {
+    let pick = |c: &super::txn::Callbacks| match a.str(0).as_bytes().first() {
+        Some(b'b') => c.on_branch.is_some(),
+        Some(b'f') => c.on_failure.is_some(),
+        Some(b'o') => c.on_reply.is_some(),
+        _ => false,
+    };
+    let local = pick(&ctx.tm.cb);
+    b(local || with_tx(ctx, |_, g| pick(&g.cb)).unwrap_or(false))
+}
+
+fn t_check_trans(ctx: &mut RouteCtx, _: &Args) -> Val {
+    if matches!(ctx.kind, RouteKind::Failure | RouteKind::Branch)
+        || (ctx.kind == RouteKind::Reply && ctx.tm.tx.is_some())
+    {
+        return int(1);
+    }
+    let core = ctx.core.clone();
+    let Some(msg) = ctx.msg.as_ref() else {
+        return int(-1);
+    };
+    if !msg.is_request() {
+        return b(reply::lookup(&core, msg).is_some());
+    }
+    match msg.method() {
+        Method::Cancel => {
+            let found = ServerKey::invite_of(msg).and_then(|k| core.tm.table.get(&k));
+            b(found.is_some())
+        }
+        Method::Ack => {
+            let Some(tx) = ServerKey::from_request(msg).and_then(|k| core.tm.table.get(&k)) else {
+                return int(-1);
+            };
+            let g = lock_from_python(&tx);
+            // An ACK to a negative reply is the transaction's: absorbed, stop (0).
+            if g.uas_code >= 300 {
+                int(0)
+            } else {
+                int(1)
+            }
+        }
+        _ => {
+            if ctx.tm.t.is_some() {
+                return int(1);
+            }
+            let Some(tx) = ServerKey::from_request(msg).and_then(|k| core.tm.table.get(&k)) else {
+                return int(-1);
+            };
+            let g = lock_from_python(&tx);
+            if let Some(r) = g.last_reply.clone() {
+                let _ = core
+                    .sender
+                    .send(g.ep.proto, g.reply_dest, Some(g.ep.local), &r);
+            }
+            int(0)
+        }
+    }
+}
+
+fn t_newtran(ctx: &mut RouteCtx, _: &Args) -> Val {
+    if ctx.tm.t.is_some() {
+        return int(1);
+    }
+    if ctx.kind != RouteKind::Request {
+        return int(-1);
+    }
+    let core = ctx.core.clone();
+    let Some(msg) = ctx.request() else {
+        return int(-1);
+    };
+    match new_tran(&core, msg, &ctx.ep, ctx.force_rport, ctx.req_key) {
+        NewTran::Created(t) => {
+            ctx.tm.t = Some(t);
+            int(1)
+        }
+        NewTran::Retransmission => int(0),
+        NewTran::Error => int(-1),
+    }
+}
+
+/// Stateful reply on the route's transaction; -1 when there is none.
+pub fn t_reply_code(ctx: &mut RouteCtx, code: i64, reason: &str) -> i64 {
+    if !(100..=699).contains(&code) {
+        return -1;
+    }
+    let hdrs = ctx.reply_hdrs.clone();
+    let sent = with_tx(ctx, |core, g| {
+        uas::send_local(core, g, code as u16, reason, &hdrs, b"")
+    });
+    match sent {
+        Some(true) => {
+            if code >= 200 {
+                ctx.replied = true;
+            }
+            1
+        }
+        _ => -1,
+    }
+}
+fn t_reply(ctx: &mut RouteCtx, a: &Args) -> Val {
+    int(t_reply_code(ctx, a.int(0), a.str(1)))
+}
+fn t_send_reply(ctx: &mut RouteCtx, a: &Args) -> Val {
+    if ctx.tm.t.is_none() && ctx.tm.tx.is_none() {
+        match t_newtran(ctx, a) {
+            Val::Int(1) => {}
+            Val::Int(0) => return int(0),
+            _ => return int(-1),
+        }
+    }
+    t_reply(ctx, a)
+}
+fn t_release(ctx: &mut RouteCtx, _: &Args) -> Val {
+    b(with_tx(ctx, uas::delete).is_some())
+}
+
+fn t_is_canceled(ctx: &mut RouteCtx, _: &Args) -> Val {
+    b(with_tx(ctx, |_, g| g.canceled).unwrap_or(false))
+}
+fn t_is_expired(ctx: &mut RouteCtx, _: &Args) -> Val {
+    b(with_tx(ctx, |core, g| {
+        let life = if g.method == Method::Invite {
+            core.tm.params.max_inv_lifetime
+        } else {
+            core.tm.params.max_noninv_lifetime
+        };
+        g.created_at + life <= Instant::now()
+    })
+    .unwrap_or(false))
+}
+fn branch_test(ctx: &mut RouteCtx, f: fn(&super::txn::Branch) -> bool) -> Val {
+    let idx = ctx.tm.branch_idx;
+    b(with_tx(ctx, |_, g| g.branches.get(idx).is_some_and(f)).unwrap_or(false))
+}
+fn any_test(ctx: &mut RouteCtx, f: fn(&super::txn::Branch) -> bool) -> Val {
+    b(with_tx(ctx, |_, g| g.branches.iter().any(f)).unwrap_or(false))
+}
+fn replied(b: &super::txn::Branch) -> bool {
+    b.last_code > 0
+}
+fn t_branch_timeout(ctx: &mut RouteCtx, _: &Args) -> Val {
+    branch_test(ctx, |b| b.timed_out)
+}
+fn t_branch_replied(ctx: &mut RouteCtx, _: &Args) -> Val {
+    branch_test(ctx, replied)
+}
+fn t_any_timeout(ctx: &mut RouteCtx, _: &Args) -> Val {
+    any_test(ctx, |b| b.timed_out)
+}
+fn t_any_replied(ctx: &mut RouteCtx, _: &Args) -> Val {
+    any_test(ctx, replied)
+}
+fn t_grep_status(ctx: &mut RouteCtx, a: &Args) -> Val {
+    let code = a.int(0);
+    b(with_tx(ctx, |_, g| {
+        g.branches
+            .iter()
+            .any(|br| br.last_code as i64 == code || super::relay::branch_code(br) as i64 == code)
+    })
+    .unwrap_or(false))
+}
+
+/// The status `t_check_status` looks at: the reply being handled, the winning one in a
+/// failure route, or the last one sent upstream.
+fn current_status(ctx: &mut RouteCtx) -> Option<u16> {
+    if let Some((c, _)) = ctx.tm.reply {
+        return Some(c);
+    }
+    with_tx(ctx, |_, g| g.uas_code).filter(|c| *c > 0)
+}
+fn t_check_status(ctx: &mut RouteCtx, a: &Args) -> Val {
+    let Some(code) = current_status(ctx) else {
+        return int(-1);
+    };
+    match regex::Regex::new(a.str(0)) {
+        Ok(re) => b(re.is_match(&code.to_string())),
+        Err(e) => {
+            tracing::error!(error = %e, "t_check_status: bad regular expression");
+            int(-1)
+        }
+    }
+}
+fn t_get_status_code(ctx: &mut RouteCtx, _: &Args) -> Val {
+    int(current_status(ctx).map(i64::from).unwrap_or(-1))
+}
+fn t_get_branch_index(ctx: &mut RouteCtx, _: &Args) -> Val {
+    int(ctx.tm.branch_idx as i64)
+}
+
+fn ms(v: i64) -> Option<Duration> {
+    (v > 0).then(|| Duration::from_millis(v as u64))
+}
+fn set_fr(ctx: &mut RouteCtx, inv: Option<Duration>, nonin: Option<Duration>) -> Val {
+    ctx.tm.fr = Some((inv, nonin));
+    with_tx(ctx, |_, g| {
+        g.fr_inv = inv;
+        g.fr = nonin;
+    });
+    int(1)
+}
+fn t_set_fr(ctx: &mut RouteCtx, a: &Args) -> Val {
+    set_fr(ctx, ms(a.int(0)), ms(a.int(1)))
+}
+fn t_set_fr_inv(ctx: &mut RouteCtx, a: &Args) -> Val {
+    let nonin = ctx.tm.fr.and_then(|f| f.1);
+    set_fr(ctx, ms(a.int(0)), nonin)
+}
+fn t_reset_fr(ctx: &mut RouteCtx, _: &Args) -> Val {
+    set_fr(ctx, None, None)
+}
+fn t_set_disable_internal_reply(ctx: &mut RouteCtx, a: &Args) -> Val {
+    ctx.tm.no_internal_reply = a.int(0) != 0;
+    int(1)
+}
+fn t_exists(ctx: &mut RouteCtx, _: &Args) -> Val {
+    b(ctx.tm.t.is_some() || ctx.tm.tx.is_some())
+}
+fn t_lookup_cancel(ctx: &mut RouteCtx, _: &Args) -> Val {
+    let core = ctx.core.clone();
+    let found = ctx
+        .request()
+        .filter(|m| m.method() == Method::Cancel)
+        .and_then(ServerKey::invite_of)
+        .and_then(|k| core.tm.table.get(&k));
+    b(found.is_some())
+}
+fn t_lookup_request(ctx: &mut RouteCtx, _: &Args) -> Val {
+    let core = ctx.core.clone();
+    let found = ctx
+        .request()
+        .and_then(ServerKey::from_request)
+        .and_then(|k| core.tm.table.get(&k));
+    b(found.is_some())
+}
+fn t_retransmit_reply(ctx: &mut RouteCtx, _: &Args) -> Val {
+    b(with_tx(ctx, |core, g| match g.last_reply.clone() {
+        Some(r) => core
+            .sender
+            .send(g.ep.proto, g.reply_dest, Some(g.ep.local), &r)
+            .is_ok(),
+        None => false,
+    })
+    .unwrap_or(false))
+}
+
+/// `KSR.tm.*` exports.
+pub static EXPORTS: &[Export] = &[
+    ex(
+        "tm",
+        "t_relay",
+        &[],
+        Int,
+        "Relay the request statefully to $du or $ru (and appended branches); 1 ok, <0 error",
+        t_relay,
+    ),
+    ex(
+        "tm",
+        "t_relay_to_flags",
+        &[("flags", Int)],
+        Int,
+        "t_relay with flags",
+        t_relay_to_flags,
+    ),
+    ex(
+        "tm",
+        "t_relay_to_proto",
+        &[("proto", Str)],
+        Int,
+        "t_relay forcing the transport (udp, tcp)",
+        t_relay_to_proto,
+    ),
+    ex(
+        "tm",
+        "t_relay_to_proto_addr",
+        &[("proto", Str), ("host", Str), ("port", Int)],
+        Int,
+        "t_relay to an explicit transport, host and port",
+        t_relay_to_proto_addr,
+    ),
+    ex(
+        "tm",
+        "t_relay_to_proxy",
+        &[("proxy", Str)],
+        Int,
+        "t_relay to \"proto:host:port\"",
+        t_relay_to_proxy,
+    ),
+    ex(
+        "tm",
+        "t_relay_to_proxy_flags",
+        &[("proxy", Str), ("flags", Int)],
+        Int,
+        "t_relay to \"proto:host:port\" with flags",
+        t_relay_to_proxy_flags,
+    ),
+    ex(
+        "tm",
+        "t_on_reply",
+        &[("name", Str)],
+        Int,
+        "Run the Python function `name` for every reply of the transaction",
+        t_on_reply,
+    ),
+    ex(
+        "tm",
+        "t_on_failure",
+        &[("name", Str)],
+        Int,
+        "Run the Python function `name` when the transaction fails (negative final or timeout)",
+        t_on_failure,
+    ),
+    ex(
+        "tm",
+        "t_on_branch",
+        &[("name", Str)],
+        Int,
+        "Run the Python function `name` for each outgoing branch",
+        t_on_branch,
+    ),
+    ex(
+        "tm",
+        "t_on_branch_failure",
+        &[("name", Str)],
+        Int,
+        "Run the Python function `name` when a branch gets a negative final reply",
+        t_on_branch_failure,
+    ),
+    ex(
+        "tm",
+        "t_is_set",
+        &[("target", Str)],
+        Int,
+        "1 if branch_route, failure_route or onreply_route is armed, else -1",
+        t_is_set,
+    ),
+    ex(
+        "tm",
+        "t_check_trans",
+        &[],
+        Int,
+        "Transaction lookup: 0 = retransmission/ACK absorbed (stop), 1 found, -1 none",
+        t_check_trans,
+    ),
+    ex(
+        "tm",
+        "t_newtran",
+        &[],
+        Int,
+        "Create the transaction: 1 created, 0 retransmission absorbed (stop), -1 error",
+        t_newtran,
+    ),
+    ex(
+        "tm",
+        "t_reply",
+        &[("code", Int), ("reason", Str)],
+        Int,
+        "Stateful reply; the transaction must exist",
+        t_reply,
+    ),
+    ex(
+        "tm",
+        "t_send_reply",
+        &[("code", Int), ("reason", Str)],
+        Int,
+        "Create the transaction if needed, then reply statefully",
+        t_send_reply,
+    ),
+    ex(
+        "tm",
+        "t_release",
+        &[],
+        Int,
+        "Remove the transaction now",
+        t_release,
+    ),
+    ex(
+        "tm",
+        "t_retransmit_reply",
+        &[],
+        Int,
+        "Resend the last reply of the transaction",
+        t_retransmit_reply,
+    ),
+    ex(
+        "tm",
+        "t_is_canceled",
+        &[],
+        Int,
+        "1 if the transaction was cancelled, else -1",
+        t_is_canceled,
+    ),
+    ex(
+        "tm",
+        "t_is_expired",
+        &[],
+        Int,
+        "1 if the transaction outlived its maximum lifetime, else -1",
+        t_is_expired,
+    ),
+    ex(
+        "tm",
+        "t_branch_timeout",
+        &[],
+        Int,
+        "1 if the current branch timed out, else -1",
+        t_branch_timeout,
+    ),
+    ex(
+        "tm",
+        "t_branch_replied",
+        &[],
+        Int,
+        "1 if the current branch received a reply, else -1",
+        t_branch_replied,
+    ),
+    ex(
+        "tm",
+        "t_any_timeout",
+        &[],
+        Int,
+        "1 if any branch timed out, else -1",
+        t_any_timeout,
+    ),
+    ex(
+        "tm",
+        "t_any_replied",
+        &[],
+        Int,
+        "1 if any branch received a reply, else -1",
+        t_any_replied,
+    ),
+    ex(
+        "tm",
+        "t_grep_status",
+        &[("code", Int)],
+        Int,
+        "1 if any branch received this status code, else -1",
+        t_grep_status,
+    ),
+    ex(
+        "tm",
+        "t_check_status",
+        &[("sexp", Str)],
+        Int,
+        "1 if the relevant reply code matches the regular expression, else -1",
+        t_check_status,
+    ),
+    ex(
+        "tm",
+        "t_get_status_code",
+        &[],
+        Int,
+        "The relevant reply code, or -1",
+        t_get_status_code,
+    ),
+    ex(
+        "tm",
+        "t_get_branch_index",
+        &[],
+        Int,
+        "Index of the current branch",
+        t_get_branch_index,
+    ),
+    ex(
+        "tm",
+        "t_set_fr",
+        &[("fr_inv", Int), ("fr", Int)],
+        Int,
+        "Per-transaction fr_inv_timer and fr_timer in ms (0 = default)",
+        t_set_fr,
+    ),
+    ex(
+        "tm",
+        "t_set_fr_inv",
+        &[("fr_inv", Int)],
+        Int,
+        "Per-transaction fr_inv_timer in ms (0 = default)",
+        t_set_fr_inv,
+    ),
+    ex(
+        "tm",
+        "t_reset_fr",
+        &[],
+        Int,
+        "Back to the configured fr_inv_timer and fr_timer",
+        t_reset_fr,
+    ),
+    ex(
+        "tm",
+        "t_set_disable_internal_reply",
+        &[("state", Int)],
+        Int,
+        "1: t_relay sends no error reply of its own",
+        t_set_disable_internal_reply,
+    ),
+    ex(
+        "tm",
+        "t_exists",
+        &[],
+        Int,
+        "1 if the message has a transaction, else -1",
+        t_exists,
+    ),
+    ex(
+        "tm",
+        "t_lookup_cancel",
+        &[],
+        Int,
+        "1 if the CANCEL's INVITE transaction exists, else -1",
+        t_lookup_cancel,
+    ),
+    ex(
+        "tm",
+        "t_lookup_request",
+        &[],
+        Int,
+        "1 if the request's transaction exists, else -1",
+        t_lookup_request,
+    ),
+];
