@@ -70,7 +70,7 @@ fn call(e: &'static Export, args: &Bound<'_, PyTuple>) -> PyResult<Py<PyAny>> {
         };
     }
     let a = Args { v };
-    let r = match with_current(|ctx| (e.func)(ctx, &a)) {
+    let mut r = match with_current(|ctx| (e.func)(ctx, &a)) {
         Some(r) => r,
         None => {
             tracing::warn!(
@@ -80,6 +80,9 @@ fn call(e: &'static Export, args: &Bound<'_, PyTuple>) -> PyResult<Py<PyAny>> {
             failure(e.ret)
         }
     };
+    if let Some(v) = crate::tm::branch_route::run_pending(py) {
+        r = v;
+    }
     flush_onsend(py);
     val_to_py(py, r)
 }

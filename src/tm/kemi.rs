@@ -98,6 +98,15 @@ pub fn relay(ctx: &mut RouteCtx, uri: Option<String>, proto: Option<Proto>) -> i
         merge_cb(&mut g.cb, cb);
         g.saved = saved;
         g.round_start = g.branches.len();
+        if let Some(route) = g.cb.on_branch.clone() {
+            ctx.tm.pending_relay = Some(PendingRelay {
+                tx: None,
+                specs,
+                route,
+                internal_reply: false,
+            });
+            return 1;
+        }
         return match send_branches(&core, g, &specs) {
             Ok(_) => 1,
             Err(_) => -1,
@@ -134,24 +143,54 @@ pub fn relay(ctx: &mut RouteCtx, uri: Option<String>, proto: Option<Proto>) -> i
     }
     g.avps = avps;
     g.xavps = xavps;
-    match send_branches(&core, &mut g, &specs) {
-        Ok(_) => 1,
-        Err(e) => {
-            tracing::error!(error = %e, "t_relay failed");
-            if !no_internal_reply {
-                let (code, reason) = match e {
-                    crate::core::forward::FwdError::BadUri(_)
-                    | crate::core::forward::FwdError::Resolve(_) => {
-                        (478, "Unresolvable destination")
-                    }
-                    _ => (477, "Unfortunately error on sending to next hop occurred"),
-                };
-                uas::send_local(&core, &mut g, code, reason, b"", b"");
-                ctx.replied = true;
-            }
-            -1
-        }
+    g.contacts = std::mem::take(&mut ctx.tm.contacts);
+    if let Some(route) = g.cb.on_branch.clone() {
+        // Branch routes are Python: they run right after this KSR call returns.
+        drop(g);
+        ctx.tm.pending_relay = Some(PendingRelay {
+            tx: Some(tx),
+            specs,
+            route,
+            internal_reply: !no_internal_reply,
+        });
+        return 1;
     }
+    let r = send_branches(&core, &mut g, &specs);
+    relay_failed(&core, &mut g, r.err(), !no_internal_reply, ctx)
+}
+
+/// A t_relay whose branches run a branch route first (see `tm::branch_route`).
+pub struct PendingRelay {
+    /// The transaction (None in a failure route: it is the locked `ctx.tm.tx`).
+    pub tx: Option<std::sync::Arc<super::TxCell>>,
+    /// The branches to create.
+    pub specs: Vec<BranchSpec>,
+    /// The branch route's Python name.
+    pub route: String,
+    /// Send 477/478 when no branch goes out.
+    pub internal_reply: bool,
+}
+
+/// t_relay's result: 1, or -1 after the internal error reply (477/478) when nothing went out.
+pub fn relay_failed(
+    core: &Core,
+    g: &mut Txn,
+    err: Option<crate::core::forward::FwdError>,
+    internal_reply: bool,
+    ctx: &mut RouteCtx,
+) -> i64 {
+    let Some(e) = err else { return 1 };
+    tracing::error!(error = %e, "t_relay failed");
+    if internal_reply {
+        let (code, reason) = match e {
+            crate::core::forward::FwdError::BadUri(_)
+            | crate::core::forward::FwdError::Resolve(_) => (478, "Unresolvable destination"),
+            _ => (477, "Unfortunately error on sending to next hop occurred"),
+        };
+        uas::send_local(core, g, code, reason, b"", b"");
+        ctx.replied = true;
+    }
+    -1
 }
 
 /// The Request-URI (or `$du`) changed since it was last used for a branch.
@@ -582,6 +621,62 @@ fn t_retransmit_reply(ctx: &mut RouteCtx, _: &Args) -> Val {
     .unwrap_or(false))
 }
 
+/// `t_load_contacts`: move the Request-URI and the appended branches into the serial-forking
+/// queue, ordered by q (highest first; equal q keeps the order, R-URI first). Nothing to do
+/// (1) when there is a single contact. Kamailio tm/t_serial.c `ki_t_load_contacts_mode`.
+fn t_load_contacts(ctx: &mut RouteCtx, _: &Args) -> Val {
+    if ctx.core.tm.params.contacts_avp.is_none() {
+        tracing::error!("t_load_contacts: feature disabled; set [modparam.tm] contacts_avp");
+        return int(-1);
+    }
+    let new = ruri_is_new(ctx);
+    let n = ctx.tm.branches.len();
+    if n == 0 || (n == 1 && !new) {
+        return int(1);
+    }
+    let mut all = Vec::with_capacity(n + 1);
+    if new {
+        if let Some(u) = ctx.ruri().map(|c| c.into_owned()) {
+            all.push(BranchSpec {
+                uri: u,
+                dst_uri: ctx.dst_uri.clone(),
+                bflags: ctx.bflags,
+                q: ctx.tm.ruri_q,
+                proto: None,
+            });
+        }
+    }
+    all.append(&mut ctx.tm.branches);
+    // Unspecified q sorts below every explicit one (Kamailio's Q_UNSPECIFIED is -1).
+    all.sort_by_key(|b| std::cmp::Reverse(b.q.unwrap_or(-1)));
+    ctx.tm.contacts = all;
+    mark_consumed(ctx);
+    int(1)
+}
+
+/// `t_next_contacts`: take the next group of equal q from the queue: the first becomes
+/// `$ru`/`$du`, the others branches. 1 ok, -2 nothing left, -1 disabled.
+fn t_next_contacts(ctx: &mut RouteCtx, _: &Args) -> Val {
+    if ctx.core.tm.params.contacts_avp.is_none() {
+        tracing::error!("t_next_contacts: feature disabled; set [modparam.tm] contacts_avp");
+        return int(-1);
+    }
+    if ctx.tm.contacts.is_empty() {
+        return int(-2);
+    }
+    let q = ctx.tm.contacts[0].q;
+    let n = ctx.tm.contacts.iter().take_while(|c| c.q == q).count();
+    let mut group: Vec<BranchSpec> = ctx.tm.contacts.drain(..n).collect();
+    let first = group.remove(0);
+    ctx.new_ruri = Some(first.uri);
+    ctx.dst_uri = first.dst_uri;
+    ctx.bflags = first.bflags;
+    ctx.tm.ruri_q = first.q;
+    ctx.tm.consumed = None;
+    ctx.tm.branches.extend(group);
+    int(1)
+}
+
 /// `KSR.tm.*` exports.
 pub static EXPORTS: &[Export] = &[
     ex(
@@ -832,6 +927,8 @@ pub static EXPORTS: &[Export] = &[
         "1: t_relay sends no error reply of its own",
         t_set_disable_internal_reply,
     ),
+    ex("tm", "t_load_contacts", &[], Int, "Queue $ru and the branches for serial forking by q (needs modparam contacts_avp); 1 ok, -1 error", t_load_contacts),
+    ex("tm", "t_next_contacts", &[], Int, "Load the next highest-q group into $ru and branches; 1 ok, -2 nothing left, -1 error", t_next_contacts),
     ex(
         "tm",
         "t_exists",

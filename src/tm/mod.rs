@@ -8,6 +8,7 @@
 //! while they wait (see `lock_from_python`), so a worker holding a transaction and waiting for the
 //! GIL cannot deadlock with one holding the GIL and waiting for that transaction.
 
+pub mod branch_route;
 pub mod kemi;
 pub mod key;
 pub mod params;

@@ -34,7 +34,8 @@ pub fn send_branches(core: &Core, g: &mut Txn, specs: &[BranchSpec]) -> Result<u
     let mut sent = 0;
     let mut last_err = None;
     for spec in specs {
-        match send_branch(core, g, spec) {
+        let edits = g.saved.edits.clone();
+        match send_branch(core, g, spec, edits) {
             Ok(()) => sent += 1,
             Err(e) => {
                 tracing::warn!(uri = %spec.uri, error = %e, "branch not sent");
@@ -48,7 +49,13 @@ pub fn send_branches(core: &Core, g: &mut Txn, specs: &[BranchSpec]) -> Result<u
     }
 }
 
-fn send_branch(core: &Core, g: &mut Txn, spec: &BranchSpec) -> Result<(), FwdError> {
+/// Create and send one branch with these header edits (a branch route's).
+pub fn send_branch(
+    core: &Core,
+    g: &mut Txn,
+    spec: &BranchSpec,
+    edits: crate::sip::Edits,
+) -> Result<(), FwdError> {
     let target = spec.dst_uri.as_deref().unwrap_or(&spec.uri);
     let hop = next_hop(core, target, spec.proto)?;
     let idx = g.branches.len();
@@ -65,7 +72,7 @@ fn send_branch(core: &Core, g: &mut Txn, spec: &BranchSpec) -> Result<(), FwdErr
             hop: &hop,
             branch: &branch_param,
         },
-        g.saved.edits.clone(),
+        edits,
         &mut out,
     )?;
     core.stats.inc(Stat::FwdRequests);

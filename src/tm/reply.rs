@@ -277,6 +277,7 @@ pub fn finalize(core: &Core, ctx: &mut RouteCtx, mut g: TxGuard, run: Runner<'_>
         ctx.tm.consumed = Some((ctx.new_ruri.clone(), ctx.dst_uri.clone()));
         std::mem::swap(&mut ctx.avps, &mut g.avps);
         std::mem::swap(&mut ctx.xavps, &mut g.xavps);
+        std::mem::swap(&mut ctx.tm.contacts, &mut g.contacts);
         ctx.tm.tx = Some(g);
         run(ctx, &name);
         let Some(mut back) = ctx.tm.tx.take() else {
@@ -285,6 +286,7 @@ pub fn finalize(core: &Core, ctx: &mut RouteCtx, mut g: TxGuard, run: Runner<'_>
         };
         std::mem::swap(&mut ctx.avps, &mut back.avps);
         std::mem::swap(&mut ctx.xavps, &mut back.xavps);
+        std::mem::swap(&mut ctx.tm.contacts, &mut back.contacts);
         back.saved.flags = ctx.flags;
         ctx.end();
         g = back;

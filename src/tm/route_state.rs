@@ -30,6 +30,12 @@ pub struct TmCtx {
     /// `($ru, $du)` when the Request-URI was last used for a branch (Kamailio's
     /// `ruri_mark_consumed`); `t_relay` forks to `$ru` only when it changed since.
     pub consumed: Option<(Option<String>, Option<String>)>,
+    /// Serial-forking queue (`t_load_contacts`), highest q first; travels with the transaction.
+    pub contacts: Vec<BranchSpec>,
+    /// q of the Request-URI branch (set by `t_next_contacts`, later by registrar lookup).
+    pub ruri_q: Option<i32>,
+    /// A t_relay waiting for its branch routes (run by the KSR binding after the call).
+    pub pending_relay: Option<super::kemi::PendingRelay>,
 }
 
 impl TmCtx {
@@ -44,5 +50,8 @@ impl TmCtx {
         self.fr = None;
         self.no_internal_reply = false;
         self.consumed = None;
+        self.contacts.clear();
+        self.ruri_q = None;
+        self.pending_relay = None;
     }
 }

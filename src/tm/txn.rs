@@ -192,6 +192,8 @@ pub struct Txn {
     pub fr_inv: Option<Duration>,
     /// Index of the first branch of the current forking round (serial forking via failure routes).
     pub round_start: usize,
+    /// Contacts `t_load_contacts` queued and `t_next_contacts` has not used yet.
+    pub contacts: Vec<super::relay::BranchSpec>,
     /// The winning reply code when a failure route ran (for `$T_reply_code`).
     pub winning: Option<(usize, u16)>,
     /// The request route sent no reply and relayed nothing yet (t_newtran only).

@@ -127,6 +127,7 @@ pub fn new_tran(
         fr: None,
         fr_inv: None,
         round_start: 0,
+        contacts: Vec::new(),
         winning: None,
         created_at: Instant::now(),
         deleted: false,
