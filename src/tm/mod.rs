@@ -16,6 +16,8 @@ pub mod relay;
 pub mod reply;
 pub mod route_state;
 pub mod table;
+#[cfg(test)]
+mod tests;
 pub mod timer;
 pub mod timers;
 pub mod tmx;

@@ -184,7 +184,12 @@ pub fn cancel_pending(core: &Core, g: &mut Txn, except: Option<usize>) {
             continue;
         }
         match b.state {
-            UacState::Calling => b.cancel = CancelState::Pending,
+            UacState::Calling => {
+                // Kamailio's default cancel_b_method 1: stop retransmitting, CANCEL once a
+                // provisional reply shows the request arrived, else the fr timer ends it (487).
+                b.cancel = CancelState::Pending;
+                core.tm.disarm(&mut b.retr);
+            }
             _ => send_cancel(core, g, idx),
         }
     }
@@ -233,7 +238,7 @@ pub fn send_ack(core: &Core, b: &Branch, reply: &SipMsg) {
 
 /// A CANCEL or hop-by-hop ACK for the request we sent (`sent`): same Request-URI, our Via only,
 /// the Route set, From, To (or the reply's To for an ACK), Call-ID and the CSeq number.
-fn build_hop_request(sent: &Bytes, method: &str, to: Option<&str>) -> Option<Bytes> {
+pub(crate) fn build_hop_request(sent: &Bytes, method: &str, to: Option<&str>) -> Option<Bytes> {
     let req = SipMsg::parse(sent.clone()).ok()?;
     let via = req.first(HdrName::Via)?;
     let cseq = req.cseq().ok()?.num;

@@ -209,7 +209,7 @@ pub fn on_timeout(core: &Core, ctx: &mut RouteCtx, tx: Arc<TxCell>, idx: usize, 
 
 /// Kamailio's reply priority (tm/t_reply.c `get_prio`): lower wins. 6xx first, then 3xx, 4xx
 /// (401, 407, 415, 420, 484 preferred: the caller can act on them), then 5xx.
-fn prio(code: u16) -> u32 {
+pub(crate) fn prio(code: u16) -> u32 {
     let class = code / 100;
     let xx = (code % 100) as u32;
     let base = match class {
