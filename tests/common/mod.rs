@@ -299,10 +299,7 @@ pub fn param(hvalue: &str, name: &str) -> Option<String> {
             None => (part, ""),
         };
         if k.eq_ignore_ascii_case(name) {
-            let v = v
-                .split(|c| c == ',' || c == ' ' || c == '>')
-                .next()
-                .unwrap_or("");
+            let v = v.split([',', ' ', '>']).next().unwrap_or("");
             return Some(v.to_string());
         }
     }
