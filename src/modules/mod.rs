@@ -28,6 +28,7 @@ pub static EXPORT_TABLES: &[&[Export]] = &[
     kx::EXPORTS,
     pvx::EXPORTS,
     xlog::EXPORTS,
+    crate::rr::EXPORTS,
 ];
 
 /// Parameters of the modules ksrd has (Kamailio names and types).
@@ -80,6 +81,7 @@ pub static MODULE_PARAMS: &[ModuleParams] = &[
         module: "corex",
         params: &[("alias_subdomains", StrList)],
     },
+    crate::rr::PARAMS,
     ModuleParams {
         module: "kemix",
         params: &[],

@@ -71,6 +71,8 @@ pub struct RouteCtx {
     pub in_onsend: bool,
     /// Retransmission key of the current request (computed once on receipt).
     pub req_key: Option<u64>,
+    /// rr module state of this message: Record-Route to add when sending, Route params seen.
+    pub rr: Option<crate::rr::RrState>,
 }
 
 /// A forwarded request held until `ksr_onsend_route` has seen it.
@@ -121,6 +123,7 @@ impl RouteCtx {
             pending_sends: Vec::new(),
             in_onsend: false,
             req_key: None,
+            rr: None,
         }
     }
 
@@ -152,6 +155,7 @@ impl RouteCtx {
         self.pending_sends.clear();
         self.gen = None;
         self.req_key = None;
+        self.rr = None;
         if !self.avps.is_empty() {
             self.avps.clear();
         }
