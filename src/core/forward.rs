@@ -151,6 +151,9 @@ fn forward_into(ctx: &mut RouteCtx, uri: Option<&str>, out: &mut Vec<u8>) -> Res
         .local_for(proto, dest)
         .ok_or(crate::transport::SendError::NoSocket(proto))?;
     let mut edits = ctx.forward_edits();
+    if let Some(rr) = &ctx.rr {
+        crate::rr::render(rr, msg, &ctx.ep, proto, local, &mut edits);
+    }
     let vias = msg.vias().map_err(|_| FwdError::NoMessage)?;
     if let Some(top) = vias.first() {
         fix_top_via(top, ctx.ep.remote, ctx.force_rport, &mut edits);
