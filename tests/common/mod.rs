@@ -299,7 +299,10 @@ pub fn param(hvalue: &str, name: &str) -> Option<String> {
             None => (part, ""),
         };
         if k.eq_ignore_ascii_case(name) {
-            let v = v.split([',', ' ', '>']).next().unwrap_or("");
+            let v = v
+                .split([',', ' ', '>'])
+                .next()
+                .unwrap_or("");
             return Some(v.to_string());
         }
     }
