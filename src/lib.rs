@@ -4,6 +4,7 @@ pub mod config;
 pub mod core;
 pub mod modules;
 pub mod rpc;
+pub mod rr;
 pub mod script;
 pub mod server;
 pub mod sip;

@@ -153,7 +153,10 @@ fn forward_into(ctx: &mut RouteCtx, uri: Option<&str>, out: &mut Vec<u8>) -> Res
         msg.ruri_bytes(),
     ]);
     let branch = format!("z9hG4bKsl{h:016x}");
-    let edits = ctx.forward_edits();
+    let mut edits = ctx.forward_edits();
+    if let Some(rr) = &ctx.rr {
+        crate::rr::render(rr, msg, &ctx.ep, hop.proto, hop.local, &mut edits);
+    }
     build_request(
         &BuildSpec {
             msg,

@@ -30,6 +30,7 @@ pub static EXPORT_TABLES: &[&[Export]] = &[
     xlog::EXPORTS,
     crate::tm::kemi::EXPORTS,
     crate::tm::tmx::EXPORTS,
+    crate::rr::EXPORTS,
 ];
 
 /// Parameters of the modules ksrd has (Kamailio names and types).
@@ -82,6 +83,7 @@ pub static MODULE_PARAMS: &[ModuleParams] = &[
         module: "corex",
         params: &[("alias_subdomains", StrList)],
     },
+    crate::rr::PARAMS,
     ModuleParams {
         module: "tm",
         params: &[

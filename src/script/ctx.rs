@@ -77,6 +77,8 @@ pub struct RouteCtx {
     pub req_key: Option<u64>,
     /// Transaction state of this route (tm).
     pub tm: crate::tm::route_state::TmCtx,
+    /// rr module state of this message: Record-Route to add when sending, Route params seen.
+    pub rr: Option<crate::rr::RrState>,
 }
 
 /// A forwarded request held until `ksr_onsend_route` has seen it.
@@ -128,6 +130,7 @@ impl RouteCtx {
             in_onsend: false,
             req_key: None,
             tm: Default::default(),
+            rr: None,
         }
     }
 
@@ -160,6 +163,7 @@ impl RouteCtx {
         self.gen = None;
         self.req_key = None;
         self.tm.reset();
+        self.rr = None;
         if !self.avps.is_empty() {
             self.avps.clear();
         }

@@ -198,7 +198,6 @@ const KNOWN_KAMAILIO_MODULES: &[&str] = &[
     "pike",
     "pvx",
     "registrar",
-    "rr",
     "rtpengine",
     "rtpproxy",
     "sdpops",

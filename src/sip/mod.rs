@@ -31,6 +31,7 @@ pub use error::ParseError;
 pub use framing::{frame, Framing, MAX_HEADER_SECTION, MAX_STREAM_BODY};
 pub use hdrname::HdrName;
 pub use header::Header;
+pub(crate) use lex::for_each_comma;
 pub use method::Method;
 pub use msg::{SipMsg, StartLine};
 pub use nameaddr::{Contacts, NameAddr};

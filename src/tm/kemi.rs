@@ -85,6 +85,7 @@ pub fn relay(ctx: &mut RouteCtx, uri: Option<String>, proto: Option<Proto>) -> i
         edits: ctx.forward_edits(),
         force_rport: ctx.force_rport,
         flags: ctx.flags,
+        rr: ctx.rr.clone(),
     };
     let cb = std::mem::take(&mut ctx.tm.cb);
     let fr = ctx.tm.fr;

@@ -54,10 +54,14 @@ pub fn send_branch(
     core: &Core,
     g: &mut Txn,
     spec: &BranchSpec,
-    edits: crate::sip::Edits,
+    mut edits: crate::sip::Edits,
 ) -> Result<(), FwdError> {
     let target = spec.dst_uri.as_deref().unwrap_or(&spec.uri);
     let hop = next_hop(core, target, spec.proto)?;
+    // Before our Via goes in, so the Record-Route ends up above it (as Kamailio's does).
+    if let Some(rr) = &g.saved.rr {
+        crate::rr::render(rr, &g.req, &g.ep, hop.proto, hop.local, &mut edits);
+    }
     let idx = g.branches.len();
     let branch_param = core.tm.branch_param(g.id, idx);
     let orig = String::from_utf8_lossy(g.req.ruri_bytes());

@@ -269,6 +269,9 @@ pub fn finalize(core: &Core, ctx: &mut RouteCtx, mut g: TxGuard, run: Runner<'_>
         ctx.flags = g.saved.flags;
         ctx.bflags = g.branches[best].bflags;
         ctx.force_rport = g.saved.force_rport;
+        ctx.rr = g.saved.rr.clone();
+        // The request route's header changes stay on the request the failure route relays.
+        ctx.edits = g.saved.edits.clone();
         ctx.req_key = g.req_key;
         ctx.tm.branch_idx = best;
         ctx.tm.reply = Some((code, reason.clone()));

@@ -124,6 +124,8 @@ pub struct Saved {
     pub force_rport: bool,
     /// Message flags.
     pub flags: u64,
+    /// Record-Route to add on every branch (rendered per branch: it names the outgoing socket).
+    pub rr: Option<crate::rr::RrState>,
 }
 
 /// Route callbacks armed for the transaction (`t_on_*`), by Python function name.
