@@ -258,3 +258,69 @@ fn reload_under_load_loses_no_call() {
     );
     eprintln!("reload times under load: {reload_times:?}");
 }
+
+/// routes/stateful_proxy.py: a record-routed call from a SIPp caller to a SIPp callee; the ACK
+/// and BYE come back through ksrd (loose_route), the AVP set for the INVITE is seen by its reply
+/// route but not by the BYE.
+#[test]
+fn record_routed_calls_through_the_stateful_proxy_route() {
+    let _g = serial();
+    let dir = TempDir::new("sipp");
+    let uas_port = free_port();
+    let k = Ksrd::start_with_route_file(
+        "routes/stateful_proxy.py",
+        &format!("[define]\nPROXY_TARGET = \"sip:127.0.0.1:{uas_port}\"\n"),
+    );
+    let uas = sipp(
+        dir.path(),
+        "uas",
+        uas_port,
+        &[
+            "-sf",
+            &scenario("call_rr_uas.xml"),
+            "-m",
+            "5",
+            "-timeout",
+            "40s",
+        ],
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || udp_port_bound(uas_port)),
+        "SIPp UAS did not bind {uas_port}"
+    );
+    let uac = sipp(
+        dir.path(),
+        "uac",
+        free_port(),
+        &[
+            &format!("127.0.0.1:{}", k.port),
+            "-sf",
+            &scenario("call_rr_uac.xml"),
+            "-s",
+            "bob",
+            "-m",
+            "5",
+            "-r",
+            "5",
+            "-timeout",
+            "30s",
+        ],
+    );
+    let (code, report) = uac.wait(Duration::from_secs(45));
+    assert_eq!(code, 0, "{report}\nksrd log:\n{}", k.log_tail(30));
+    let (code, report) = uas.wait(Duration::from_secs(20));
+    assert_eq!(code, 0, "{report}");
+    // Every BYE was loose-routed by ksrd (so the callee's Record-Route worked) and saw no AVP.
+    assert_eq!(k.log_count("in-dialog BYE, note=None"), 5, "{}", k.log());
+    assert!(
+        k.log_count("reply 200, note=I remember") >= 5,
+        "{}",
+        k.log()
+    );
+    assert_eq!(
+        k.log_count("note=I remember"),
+        k.log_count("reply "),
+        "{}",
+        k.log()
+    );
+}
