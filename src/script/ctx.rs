@@ -21,6 +21,15 @@ pub enum RouteKind {
     Failure,
     /// A branch route (`t_on_branch`).
     Branch,
+    /// A branch-failure route (`t_on_branch_failure`).
+    BranchFailure,
+}
+
+impl RouteKind {
+    /// Failure and branch-failure routes run on the request but are about a reply (`$rs`).
+    pub fn on_request_after_reply(self) -> bool {
+        matches!(self, RouteKind::Failure | RouteKind::BranchFailure)
+    }
 }
 
 /// What a worker knows while a route runs; lives as long as the worker, reset per message.

@@ -92,7 +92,7 @@ pub fn relay(ctx: &mut RouteCtx, uri: Option<String>, proto: Option<Proto>) -> i
     let avps = ctx.avps.clone();
     let xavps = ctx.xavps.clone();
     let no_internal_reply = ctx.tm.no_internal_reply;
-    if ctx.kind == RouteKind::Failure {
+    if matches!(ctx.kind, RouteKind::Failure | RouteKind::BranchFailure) {
         let Some(g) = ctx.tm.tx.as_mut() else {
             return -1;
         };
@@ -389,8 +389,10 @@ fn t_is_set(ctx: &mut RouteCtx, a: &Args) -> Val {
 }
 
 fn t_check_trans(ctx: &mut RouteCtx, _: &Args) -> Val {
-    if matches!(ctx.kind, RouteKind::Failure | RouteKind::Branch)
-        || (ctx.kind == RouteKind::Reply && ctx.tm.tx.is_some())
+    if matches!(
+        ctx.kind,
+        RouteKind::Failure | RouteKind::Branch | RouteKind::BranchFailure
+    ) || (ctx.kind == RouteKind::Reply && ctx.tm.tx.is_some())
     {
         return int(1);
     }

@@ -139,7 +139,11 @@ pub fn on_reply(
     if code >= 600 && invite && !core.tm.params.disable_6xx_block {
         cancel_pending(core, &mut g, Some(idx));
     }
+    let reason = String::from_utf8_lossy(msg.reason()).into_owned();
     g.branches[idx].reply = Some(BranchReply::Received(Box::new(msg), edits));
+    let Some(g) = branch_failure(ctx, g, idx, code, reason, run) else {
+        return;
+    };
     if !g.final_sent() && g.all_final() {
         finalize(core, ctx, g, run);
     }
@@ -202,6 +206,9 @@ pub fn on_timeout(core: &Core, ctx: &mut RouteCtx, tx: Arc<TxCell>, idx: usize, 
             send_cancel(core, &mut g, idx);
         }
     }
+    let Some(g) = branch_failure(ctx, g, idx, code, local_reason(code).to_string(), run) else {
+        return;
+    };
     if !g.final_sent() && g.all_final() {
         finalize(core, ctx, g, run);
     }
@@ -261,37 +268,10 @@ pub fn finalize(core: &Core, ctx: &mut RouteCtx, mut g: TxGuard, run: Runner<'_>
     if let Some(name) = g.cb.on_failure.take() {
         g.winning = Some((best, code));
         let before = g.branches.len();
-        let req = g.req.clone();
-        let ep = g.ep;
-        ctx.begin(RouteKind::Failure, req, ep);
-        ctx.new_ruri = g.saved.new_ruri.clone();
-        ctx.dst_uri = g.saved.dst_uri.clone();
-        ctx.flags = g.saved.flags;
-        ctx.bflags = g.branches[best].bflags;
-        ctx.force_rport = g.saved.force_rport;
-        ctx.rr = g.saved.rr.clone();
-        // The request route's header changes stay on the request the failure route relays.
-        ctx.edits = g.saved.edits.clone();
-        ctx.req_key = g.req_key;
-        ctx.tm.branch_idx = best;
-        ctx.tm.reply = Some((code, reason.clone()));
-        // The R-URI was used by the branches that failed: a new branch needs a new $ru/$du
-        // or append_branch (Kamailio's ruri_mark_consumed in t_relay).
-        ctx.tm.consumed = Some((ctx.new_ruri.clone(), ctx.dst_uri.clone()));
-        std::mem::swap(&mut ctx.avps, &mut g.avps);
-        std::mem::swap(&mut ctx.xavps, &mut g.xavps);
-        std::mem::swap(&mut ctx.tm.contacts, &mut g.contacts);
-        ctx.tm.tx = Some(g);
-        run(ctx, &name);
-        let Some(mut back) = ctx.tm.tx.take() else {
-            ctx.end();
+        let Some(back) = run_on_request(ctx, g, RouteKind::Failure, &name, best, code, reason, run)
+        else {
             return;
         };
-        std::mem::swap(&mut ctx.avps, &mut back.avps);
-        std::mem::swap(&mut ctx.xavps, &mut back.xavps);
-        std::mem::swap(&mut ctx.tm.contacts, &mut back.contacts);
-        back.saved.flags = ctx.flags;
-        ctx.end();
         g = back;
         if g.final_sent() {
             return;
@@ -302,6 +282,78 @@ pub fn finalize(core: &Core, ctx: &mut RouteCtx, mut g: TxGuard, run: Runner<'_>
         }
     }
     relay_best(core, &mut g, best);
+}
+
+/// Run a failure or branch-failure route: on the request as the request route left it (Kamailio's
+/// `fake_req`), with the transaction's AVPs, `$T_branch_idx` = `idx` and the reply `code`.
+/// Gives the transaction back (None if a route lost it, which cannot happen short of a bug).
+#[allow(clippy::too_many_arguments)]
+fn run_on_request(
+    ctx: &mut RouteCtx,
+    mut g: TxGuard,
+    kind: RouteKind,
+    name: &str,
+    idx: usize,
+    code: u16,
+    reason: String,
+    run: Runner<'_>,
+) -> Option<TxGuard> {
+    let req = g.req.clone();
+    ctx.begin(kind, req, g.ep);
+    ctx.new_ruri = g.saved.new_ruri.clone();
+    ctx.dst_uri = g.saved.dst_uri.clone();
+    ctx.flags = g.saved.flags;
+    ctx.bflags = g.branches.get(idx).map(|b| b.bflags).unwrap_or(0);
+    ctx.force_rport = g.saved.force_rport;
+    ctx.rr = g.saved.rr.clone();
+    // The request route's header changes stay on the request the failure route relays.
+    ctx.edits = g.saved.edits.clone();
+    ctx.req_key = g.req_key;
+    ctx.tm.branch_idx = idx;
+    ctx.tm.reply = Some((code, reason));
+    // The R-URI was used by the branches that failed: a new branch needs a new $ru/$du
+    // or append_branch (Kamailio's ruri_mark_consumed in t_relay).
+    ctx.tm.consumed = Some((ctx.new_ruri.clone(), ctx.dst_uri.clone()));
+    std::mem::swap(&mut ctx.avps, &mut g.avps);
+    std::mem::swap(&mut ctx.xavps, &mut g.xavps);
+    std::mem::swap(&mut ctx.tm.contacts, &mut g.contacts);
+    ctx.tm.tx = Some(g);
+    run(ctx, name);
+    let Some(mut back) = ctx.tm.tx.take() else {
+        ctx.end();
+        return None;
+    };
+    std::mem::swap(&mut ctx.avps, &mut back.avps);
+    std::mem::swap(&mut ctx.xavps, &mut back.xavps);
+    std::mem::swap(&mut ctx.tm.contacts, &mut back.contacts);
+    back.saved.flags = ctx.flags;
+    ctx.end();
+    Some(back)
+}
+
+/// A branch ended negatively: run the branch-failure route if one is armed (Kamailio's
+/// `event_route[tm:branch-failure]`, `t_on_branch_failure`). It may add branches with t_relay.
+fn branch_failure(
+    ctx: &mut RouteCtx,
+    g: TxGuard,
+    idx: usize,
+    code: u16,
+    reason: String,
+    run: Runner<'_>,
+) -> Option<TxGuard> {
+    match g.cb.on_branch_failure.clone() {
+        Some(name) if !g.final_sent() => run_on_request(
+            ctx,
+            g,
+            RouteKind::BranchFailure,
+            &name,
+            idx,
+            code,
+            reason,
+            run,
+        ),
+        _ => Some(g),
+    }
 }
 
 /// Send the chosen final reply upstream, merging the challenges of every 401/407 branch into a

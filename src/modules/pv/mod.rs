@@ -97,10 +97,10 @@ pub fn get(ctx: &RouteCtx, pv: &Pv) -> Option<PvVal> {
         }
         Pv::TReplyReason => return ctx.tm.reply.as_ref().map(|r| PvVal::Str(r.1.clone())),
         // In a failure route $rs/$rr are the winning reply's (the message is the request).
-        Pv::Status if ctx.kind == crate::script::ctx::RouteKind::Failure => {
+        Pv::Status if ctx.kind.on_request_after_reply() => {
             return ctx.tm.reply.as_ref().map(|r| PvVal::Int(r.0 as i64))
         }
-        Pv::Reason if ctx.kind == crate::script::ctx::RouteKind::Failure => {
+        Pv::Reason if ctx.kind.on_request_after_reply() => {
             return ctx.tm.reply.as_ref().map(|r| PvVal::Str(r.1.clone()))
         }
         Pv::Null => return None,
