@@ -403,6 +403,11 @@ impl Worker {
     fn request(&mut self, msg: SipMsg, ep: Endpoint) {
         let core = self.core.clone();
         core.stats.inc(Stat::RcvRequests);
+        // Transaction first: an ACK to a reply tm generated carries our tag too, and must
+        // confirm its transaction (stop timer G), not be taken for a stateless one.
+        if let crate::tm::uas::Absorbed::Yes = crate::tm::uas::absorb(&core, &msg) {
+            return;
+        }
         // ACK to a reply we generated statelessly: absorbed, as Kamailio's sl module does.
         if msg.method() == Method::Ack {
             if let Ok(to) = msg.to_hdr() {
@@ -411,9 +416,6 @@ impl Worker {
                     return;
                 }
             }
-        }
-        if let crate::tm::uas::Absorbed::Yes = crate::tm::uas::absorb(&core, &msg) {
-            return;
         }
         let req_key = request_key(&core, &msg, &ep);
         if let Some(key) = req_key {

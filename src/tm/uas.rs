@@ -271,6 +271,9 @@ fn relay_bytes(core: &Core, g: &mut Txn, reply: &SipMsg, out: Vec<u8>) -> bool {
             .map(str::to_string);
         g.last_reply = Some(Bytes::from(out));
         after_final(core, g);
+    } else if !g.final_sent() {
+        // A retransmitted request gets the latest provisional reply (RFC 3261 §17.2.1).
+        g.last_reply = Some(Bytes::from(out));
     }
     ok
 }

@@ -14,6 +14,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+pub mod sipp;
+
 pub use serde_json::{json, Value};
 
 /// Path of the binary under test.
@@ -299,10 +301,7 @@ pub fn param(hvalue: &str, name: &str) -> Option<String> {
             None => (part, ""),
         };
         if k.eq_ignore_ascii_case(name) {
-            let v = v
-                .split([',', ' ', '>'])
-                .next()
-                .unwrap_or("");
+            let v = v.split([',', ' ', '>']).next().unwrap_or("");
             return Some(v.to_string());
         }
     }
@@ -1152,4 +1151,270 @@ pub fn sipp_bin() -> String {
         return "sipp".into();
     }
     panic!("sipp not found: install Debian package sip-tester (scripts/install.sh does)");
+}
+
+// ------------------------------------------------------------------------------------------------
+// SIP peers for transaction tests: a UAS (or UAC) stand-in on its own UDP port
+
+/// Where a response to a request whose top Via is `via` goes (RFC 3261 §18.2.2): `received` /
+/// `rport` when present, else the sent-by host:port (5060 by default). None for a host name.
+pub fn via_dest(via: &str) -> Option<SocketAddr> {
+    let sent_by = via.split_whitespace().nth(1)?.split(';').next()?;
+    let (host, port) = match sent_by.rsplit_once(':') {
+        Some((h, p)) => (h.to_string(), p.parse::<u16>().ok()?),
+        None => (sent_by.to_string(), 5060),
+    };
+    let host = param(via, "received")
+        .filter(|r| !r.is_empty())
+        .unwrap_or(host);
+    let port = param(via, "rport")
+        .and_then(|p| p.parse::<u16>().ok())
+        .unwrap_or(port);
+    format!("{host}:{port}").parse().ok()
+}
+
+/// A SIP endpoint of the test on 127.0.0.1 (a UAS behind ksrd, or a caller): receives requests
+/// and responses, answers requests to their top Via with its own To tag.
+pub struct SipPeer {
+    pub sock: UdpSocket,
+    /// To tag of the responses `reply` builds.
+    pub tag: String,
+}
+
+impl Default for SipPeer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SipPeer {
+    /// A peer on a free port of 127.0.0.1.
+    pub fn new() -> SipPeer {
+        for _ in 0..50 {
+            if let Ok(sock) = UdpSocket::bind(("127.0.0.1", free_port())) {
+                return SipPeer {
+                    sock,
+                    tag: uniq("peer"),
+                };
+            }
+        }
+        panic!("no UDP port for a SIP peer");
+    }
+    pub fn addr(&self) -> SocketAddr {
+        self.sock.local_addr().unwrap()
+    }
+    pub fn port(&self) -> u16 {
+        self.addr().port()
+    }
+    /// `sip:127.0.0.1:PORT`, a URI for this peer.
+    pub fn uri(&self) -> String {
+        format!("sip:127.0.0.1:{}", self.port())
+    }
+    pub fn send_to(&self, data: &[u8], to: SocketAddr) {
+        self.sock.send_to(data, to).expect("udp send");
+    }
+    /// Next SIP message (with its source) within `timeout`; datagrams that do not parse as SIP
+    /// (keepalives) are skipped.
+    pub fn recv_msg(&self, timeout: Duration) -> Option<(SipMsg, SocketAddr)> {
+        let end = Instant::now() + timeout;
+        let mut buf = vec![0u8; 65536];
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            self.sock.set_read_timeout(Some(left)).unwrap();
+            match self.sock.recv_from(&mut buf) {
+                Ok((n, from)) => {
+                    if let Some(m) = SipMsg::parse(&buf[..n]) {
+                        return Some((m, from));
+                    }
+                }
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.kind() == std::io::ErrorKind::TimedOut =>
+                {
+                    return None
+                }
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::Interrupted
+                        || e.kind() == std::io::ErrorKind::ConnectionRefused =>
+                {
+                    continue
+                }
+                Err(e) => panic!("udp recv: {e}"),
+            }
+        }
+    }
+    /// Next request within `timeout`; panics when a response comes first.
+    pub fn recv_request(&self, timeout: Duration) -> Option<SipMsg> {
+        let (m, from) = self.recv_msg(timeout)?;
+        assert!(
+            !m.is_response(),
+            "peer {} expected a request, got from {from}:\n{}",
+            self.addr(),
+            m.text()
+        );
+        Some(m)
+    }
+    /// Next request with this method within `timeout`; other requests (e.g. retransmissions of
+    /// the INVITE while waiting for its CANCEL) are skipped, responses panic.
+    pub fn recv_method(&self, method: &str, timeout: Duration) -> Option<SipMsg> {
+        let end = Instant::now() + timeout;
+        loop {
+            let m = self.recv_request(end.saturating_duration_since(Instant::now()))?;
+            if m.reason == method {
+                return Some(m);
+            }
+        }
+    }
+    /// Next response within `timeout`; panics when a request comes first.
+    pub fn recv_response(&self, timeout: Duration) -> Option<SipMsg> {
+        let (m, from) = self.recv_msg(timeout)?;
+        assert!(
+            m.is_response(),
+            "peer {} expected a response, got from {from}:\n{}",
+            self.addr(),
+            m.text()
+        );
+        Some(m)
+    }
+    /// Next final (>= 200) response within `timeout`; provisional ones are skipped.
+    pub fn recv_final(&self, timeout: Duration) -> Option<SipMsg> {
+        let end = Instant::now() + timeout;
+        loop {
+            let m = self.recv_response(end.saturating_duration_since(Instant::now()))?;
+            if m.code >= 200 {
+                return Some(m);
+            }
+        }
+    }
+    /// Every SIP message that arrives until nothing has come for `quiet`, bounded by `limit`.
+    pub fn drain(&self, quiet: Duration, limit: Duration) -> Vec<SipMsg> {
+        let end = Instant::now() + limit;
+        let mut out = Vec::new();
+        while Instant::now() < end {
+            let wait = quiet.min(end.saturating_duration_since(Instant::now()));
+            match self.recv_msg(wait) {
+                Some((m, _)) => out.push(m),
+                None => break,
+            }
+        }
+        out
+    }
+    /// Panics if any SIP message arrives within `quiet`.
+    pub fn expect_silence(&self, quiet: Duration) {
+        if let Some((m, from)) = self.recv_msg(quiet) {
+            panic!(
+                "peer {} expected nothing, got from {from}:\n{}",
+                self.addr(),
+                m.text()
+            );
+        }
+    }
+    /// Answer `req` to its top Via (Vias, From, To + this peer's tag, Call-ID, CSeq copied;
+    /// `extra` headers added). Returns the bytes sent.
+    pub fn reply(&self, req: &SipMsg, code: u16, reason: &str, extra: &[(&str, &str)]) -> Vec<u8> {
+        let tag = self.tag.clone();
+        self.reply_tagged(req, code, reason, &tag, extra)
+    }
+    /// `reply` with an explicit To tag.
+    pub fn reply_tagged(
+        &self,
+        req: &SipMsg,
+        code: u16,
+        reason: &str,
+        to_tag: &str,
+        extra: &[(&str, &str)],
+    ) -> Vec<u8> {
+        let vias = req.vias();
+        let top = vias.first().expect("request has a Via");
+        let dest = via_dest(top).unwrap_or_else(|| panic!("cannot answer Via {top}"));
+        let resp = make_response(req, code, reason, to_tag, extra);
+        self.send_to(&resp, dest);
+        resp
+    }
+}
+
+/// Branch parameter of the top Via of a received message.
+pub fn top_branch(m: &SipMsg) -> String {
+    m.vias()
+        .first()
+        .and_then(|v| param(v, "branch"))
+        .unwrap_or_default()
+}
+
+/// Number in the CSeq header and its method.
+pub fn cseq(m: &SipMsg) -> (u32, String) {
+    let c = m.header("cseq").unwrap_or("");
+    let mut it = c.split_whitespace();
+    let n = it.next().and_then(|n| n.parse().ok()).unwrap_or(0);
+    (n, it.next().unwrap_or("").to_string())
+}
+
+impl Req {
+    /// An INVITE to `ruri` from `from` (Via with rport), with Contact and a small SDP body.
+    pub fn invite(ruri: &str, from: SocketAddr) -> Req {
+        let sdp = format!(
+            "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {} RTP/AVP 0\r\n",
+            from.port()
+        );
+        Req::new("INVITE", ruri, from)
+            .set("Contact", &format!("<sip:caller@{from}>"))
+            .body("application/sdp", sdp.as_bytes())
+    }
+    /// The CANCEL for this request (RFC 3261 §9.1): same Request-URI, top Via, From, To,
+    /// Call-ID and CSeq number.
+    pub fn cancel(&self) -> Req {
+        let mut c = Req {
+            method: "CANCEL".into(),
+            ruri: self.ruri.clone(),
+            headers: Vec::new(),
+            body: Vec::new(),
+            content_length: true,
+        };
+        for n in ["Via", "Max-Forwards", "From", "To", "Call-ID"] {
+            if let Some(v) = self.get(n) {
+                c.headers.push((n.into(), v.into()));
+            }
+        }
+        let num = self.get("CSeq").and_then(|v| v.split_whitespace().next());
+        c.headers
+            .push(("CSeq".into(), format!("{} CANCEL", num.unwrap_or("1"))));
+        c
+    }
+    /// The ACK for a non-2xx final response to this INVITE (RFC 3261 §17.1.1.3): same branch,
+    /// To of the response, CSeq number with method ACK.
+    pub fn ack_non2xx(&self, resp: &SipMsg) -> Req {
+        let mut a = self.cancel();
+        a.method = "ACK".into();
+        a = a.set("To", resp.header("to").unwrap_or(""));
+        let num = self.get("CSeq").and_then(|v| v.split_whitespace().next());
+        a.set("CSeq", &format!("{} ACK", num.unwrap_or("1")))
+    }
+    /// A request inside the dialog a 2xx to this INVITE set up (ACK or BYE): new branch, To
+    /// with the response's tag, CSeq `num method`.
+    pub fn in_dialog(&self, method: &str, num: u32, resp: &SipMsg, from: SocketAddr) -> Req {
+        let mut r = Req::new(method, &self.ruri, from);
+        for n in ["From", "Call-ID"] {
+            if let Some(v) = self.get(n) {
+                r = r.set(n, v);
+            }
+        }
+        r.set("To", resp.header("to").unwrap_or(""))
+            .set("CSeq", &format!("{num} {method}"))
+    }
+}
+
+/// Value of a statistic from RPC `stats.get_statistics` (`"name = value"` lines).
+pub fn ksrd_stat(k: &Ksrd, name: &str) -> Option<u64> {
+    let v = k.try_rpc("stats.get_statistics", json!(["all"])).ok()?;
+    v.get("result")?
+        .as_array()?
+        .iter()
+        .filter_map(Value::as_str)
+        .find_map(|s| {
+            let (n, v) = s.split_once(" = ")?;
+            (n.trim() == name).then(|| v.trim().parse().ok()).flatten()
+        })
 }
