@@ -123,6 +123,7 @@ class kamailio:
         for t in targets[1:]:
             KSR.corex.append_branch_uri(t)
         KSR.hdr.append("X-All: yes\r\n")
+        KSR.rr.record_route()
         KSR.tm.t_on_branch("ksr_branch")
         KSR.info("t_relay=%d\n" % KSR.tm.t_relay())
         return 1
@@ -134,6 +135,8 @@ class kamailio:
             KSR.set_drop()
             return 1
         KSR.hdr.append("X-Branch: %d\r\n" % idx)
+        if idx == 1:
+            KSR.rr.add_rr_param(";b1=yes")
         return 1
 "#;
 
@@ -159,6 +162,15 @@ fn branch_route_runs_once_per_branch_and_can_edit_or_drop_it() {
     assert_eq!(inv2.header("x-all"), Some("yes"));
     assert_eq!(inv0.headers_all("x-branch"), vec!["0"]);
     assert_eq!(inv2.headers_all("x-branch"), vec!["1"]);
+    // Record-Route on both; the parameter added in branch 1's route only on branch 1.
+    let rr0 = inv0
+        .header("record-route")
+        .expect("Record-Route on branch 0");
+    let rr2 = inv2
+        .header("record-route")
+        .expect("Record-Route on branch 1");
+    assert!(!rr0.contains("b1=yes"), "{rr0}");
+    assert!(rr2.contains("b1=yes"), "{rr2}");
     assert!(k.wait_log("t_relay=1", WAIT), "{}", k.log());
     assert_eq!(k.log_count("route=1"), 3, "{}", k.log());
     phones[0].reply(&inv0, 404, "Not Found", &[]);

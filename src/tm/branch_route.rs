@@ -23,6 +23,7 @@ struct Before {
     hdr_overrides: Vec<(crate::sip::Span, String)>,
     drop: bool,
     branch_idx: usize,
+    rr: Option<crate::rr::RrState>,
 }
 
 /// Run the pending t_relay of the current context, if any; returns t_relay's final value.
@@ -95,6 +96,7 @@ fn enter(
         hdr_overrides: c.hdr_overrides.clone(),
         drop: std::mem::replace(&mut c.drop, false),
         branch_idx: std::mem::replace(&mut c.tm.branch_idx, idx),
+        rr: c.rr.clone(),
     };
     c.kind = RouteKind::Branch;
     (before, c.gen.clone(), c.msg_seq)
@@ -116,6 +118,8 @@ fn leave_and_send(
         proto: spec.proto,
     };
     let edits = c.forward_edits();
+    // add_rr_param in a branch route changes that branch's Record-Route only.
+    let rr = std::mem::replace(&mut c.rr, before.rr);
     c.kind = before.kind;
     c.new_ruri = before.new_ruri;
     c.dst_uri = before.dst_uri;
@@ -130,7 +134,7 @@ fn leave_and_send(
     }
     let core = c.core.clone();
     with_locked(c, p, |g, _| {
-        send_branch(&core, g, &branch, edits).map(|_| true)
+        send_branch(&core, g, &branch, edits, rr.as_ref()).map(|_| true)
     })
 }
 

@@ -35,7 +35,8 @@ pub fn send_branches(core: &Core, g: &mut Txn, specs: &[BranchSpec]) -> Result<u
     let mut last_err = None;
     for spec in specs {
         let edits = g.saved.edits.clone();
-        match send_branch(core, g, spec, edits) {
+        let rr = g.saved.rr.clone();
+        match send_branch(core, g, spec, edits, rr.as_ref()) {
             Ok(()) => sent += 1,
             Err(e) => {
                 tracing::warn!(uri = %spec.uri, error = %e, "branch not sent");
@@ -49,17 +50,18 @@ pub fn send_branches(core: &Core, g: &mut Txn, specs: &[BranchSpec]) -> Result<u
     }
 }
 
-/// Create and send one branch with these header edits (a branch route's).
+/// Create and send one branch with these header edits and Record-Route (a branch route's).
 pub fn send_branch(
     core: &Core,
     g: &mut Txn,
     spec: &BranchSpec,
     mut edits: crate::sip::Edits,
+    rr: Option<&crate::rr::RrState>,
 ) -> Result<(), FwdError> {
     let target = spec.dst_uri.as_deref().unwrap_or(&spec.uri);
     let hop = next_hop(core, target, spec.proto)?;
     // Before our Via goes in, so the Record-Route ends up above it (as Kamailio's does).
-    if let Some(rr) = &g.saved.rr {
+    if let Some(rr) = rr {
         crate::rr::render(rr, &g.req, &g.ep, hop.proto, hop.local, &mut edits);
     }
     let idx = g.branches.len();
