@@ -130,6 +130,7 @@ pub fn run(cfg: Config) -> Result<(), StartError> {
 
     let mut reg = Registry::new();
     crate::core::rpc::register(&mut reg, core.clone());
+    crate::tm::rpc::register(&mut reg, core.clone());
     script_rpc::register(&mut reg, reloader);
     let reg = Arc::new(reg);
     if let Some(addr) = cfg.rpc_http {

@@ -1599,3 +1599,22 @@ fn retransmitted_cancel_is_answered_again_and_not_forwarded_twice() {
     uas.reply(&f, 487, "Request Terminated", &[]);
     assert_eq!(final_resp(&caller, "487").code, 487);
 }
+
+#[test]
+fn tm_stats_rpc_counts_transactions_and_replies() {
+    let uas = SipPeer::new();
+    let k = start(&[("UAS", uas.uri())], TM_DEFAULT);
+    let caller = SipPeer::new();
+    let m = Req::new("MESSAGE", &ruri(&k, "bob"), caller.addr()).body("text/plain", b"hi");
+    send(&caller, &k, &m);
+    let f = req(&uas, "MESSAGE");
+    uas.reply(&f, 202, "Accepted", &[]);
+    assert_eq!(resp(&caller, "202").code, 202);
+    let s = k.rpc("tm.stats", json!([]));
+    let r = &s["result"];
+    assert_eq!(r["total"], 1, "{s}");
+    assert_eq!(r["rpl_received"], 1, "{s}");
+    assert_eq!(r["rpl_sent"], 1, "{s}");
+    // The MESSAGE transaction lingers (timer J) to absorb retransmissions, then goes.
+    assert_eq!(r["current"], 1, "{s}");
+}

@@ -15,6 +15,7 @@ pub mod params;
 pub mod relay;
 pub mod reply;
 pub mod route_state;
+pub mod rpc;
 pub mod table;
 #[cfg(test)]
 mod tests;
