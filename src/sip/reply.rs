@@ -63,6 +63,16 @@ fn contains_tag(v: &[u8]) -> bool {
     v.windows(4).any(|w| w.eq_ignore_ascii_case(b"tag="))
 }
 
+/// `Server:` line of local replies, as Kamailio's `kamailio (5.6.3 (x86_64/linux))`.
+pub static SERVER_HEADER: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "Server: ksrd ({} ({}/{}))\r\n",
+        env!("CARGO_PKG_VERSION"),
+        std::env::consts::ARCH,
+        std::env::consts::OS
+    )
+});
+
 /// Builds a stateless reply to `req` (Kamailio sl semantics) and appends it to `out`.
 #[allow(clippy::too_many_arguments)]
 pub fn build_reply(
@@ -163,6 +173,8 @@ pub fn build_reply(
         out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(extra_headers);
+    // Kamailio's server_signature (default on): local replies name the server.
+    out.extend_from_slice(SERVER_HEADER.as_bytes());
     out.extend_from_slice(b"Content-Length: ");
     push_num(out, body.len() as u64);
     out.extend_from_slice(b"\r\n\r\n");
