@@ -206,3 +206,30 @@ fn t_precheck_trans_sees_a_transaction_in_progress() {
     assert!(k.log().contains("pre=-1"), "{}", k.log());
     uas.expect_silence(QUIET);
 }
+
+/// Routes armed with t_on_failure are looked up when the failure happens, in the script current
+/// then: a reload between the INVITE and the 486 runs the new failure route (Kamailio semantics).
+#[test]
+fn failure_route_name_is_resolved_against_the_reloaded_script() {
+    let uas = SipPeer::new();
+    let body = "        KSR.setdsturi(KSR.kx.get_def(\"UAS\"))\n        KSR.tm.t_on_failure(\"ksr_failure\")\n        KSR.tm.t_relay()";
+    let version = |v: &str| {
+        route(
+            body,
+            &format!(
+                "\n    def ksr_failure(self, msg):\n        KSR.info(\"failure route {v}\\n\")\n        return 1\n"
+            ),
+        )
+    };
+    let k = Ksrd::start(&version("v1"), &defines(&[("UAS", uas.uri())]));
+    let caller = SipPeer::new();
+    invite(&k, &caller);
+    let inv = got(&uas, "INVITE");
+    k.rewrite_route(&version("v2"));
+    let r = k.rpc("app_python.reload", json!([]));
+    assert!(r["result"].is_object(), "{r}");
+    uas.reply(&inv, 486, "Busy Here", &[]);
+    assert_eq!(caller.recv_final(WAIT).expect("final").code, 486);
+    assert!(k.wait_log("failure route v2", WAIT), "{}", k.log());
+    assert_eq!(k.log_count("failure route v1"), 0, "{}", k.log());
+}
