@@ -233,3 +233,86 @@ fn failure_route_name_is_resolved_against_the_reloaded_script() {
     assert!(k.wait_log("failure route v2", WAIT), "{}", k.log());
     assert_eq!(k.log_count("failure route v1"), 0, "{}", k.log());
 }
+
+const OPTS_ROUTE: &str = "        KSR.setdsturi(KSR.kx.get_def(\"UAS\"))\n        u = KSR.pv.get(\"$rU\")\n        if u == \"no100\":\n            KSR.tm.t_set_auto_inv_100(0)\n        if u == \"nofailover\":\n            KSR.tm.t_set_disable_failover(1)\n        if u == \"fast\":\n            KSR.tm.t_set_retr(100, 200)\n        KSR.tm.t_on_failure(\"ksr_failure\")\n        KSR.tm.t_relay()";
+
+const OPTS_FAILURE: &str = r#"
+    def ksr_failure(self, msg):
+        KSR.info("failure route ran\n")
+        if KSR.pv.get("$rU") == "drop":
+            KSR.tm.t_drop_replies("a")
+            KSR.setdsturi(KSR.kx.get_def("BACKUP"))
+            KSR.tm.t_relay()
+        return 1
+"#;
+
+fn opts_ksrd(uas: &SipPeer, backup: &SipPeer) -> Ksrd {
+    Ksrd::start(
+        &route(OPTS_ROUTE, OPTS_FAILURE),
+        &defines(&[("UAS", uas.uri()), ("BACKUP", backup.uri())]),
+    )
+}
+
+fn invite_user(k: &Ksrd, caller: &SipPeer, user: &str) {
+    let r = Req::invite(&format!("sip:{user}@127.0.0.1:{}", k.port), caller.addr());
+    caller.send_to(&r.build(), k.sip_addr());
+}
+
+#[test]
+fn t_set_auto_inv_100_off_sends_no_100() {
+    let (uas, backup) = (SipPeer::new(), SipPeer::new());
+    let k = opts_ksrd(&uas, &backup);
+    let caller = SipPeer::new();
+    invite_user(&k, &caller, "no100");
+    let inv = got(&uas, "INVITE");
+    uas.reply(&inv, 180, "Ringing", &[]);
+    // The first thing the caller hears is the relayed 180, not ksrd's 100.
+    assert_eq!(caller.recv_response(WAIT).expect("180").code, 180);
+    invite_user(&k, &caller, "bob");
+    got(&uas, "INVITE");
+    assert_eq!(caller.recv_response(WAIT).expect("100").code, 100);
+}
+
+#[test]
+fn t_set_disable_failover_skips_the_failure_route() {
+    let (uas, backup) = (SipPeer::new(), SipPeer::new());
+    let k = opts_ksrd(&uas, &backup);
+    let caller = SipPeer::new();
+    invite_user(&k, &caller, "nofailover");
+    let inv = got(&uas, "INVITE");
+    uas.reply(&inv, 486, "Busy Here", &[]);
+    assert_eq!(caller.recv_final(WAIT).expect("486").code, 486);
+    invite_user(&k, &caller, "bob");
+    let inv = got(&uas, "INVITE");
+    uas.reply(&inv, 486, "Busy Here", &[]);
+    assert_eq!(caller.recv_final(WAIT).expect("486").code, 486);
+    assert_eq!(k.log_count("failure route ran"), 1, "{}", k.log());
+}
+
+#[test]
+fn t_drop_replies_leaves_earlier_replies_out_of_the_final_choice() {
+    let (uas, backup) = (SipPeer::new(), SipPeer::new());
+    let k = opts_ksrd(&uas, &backup);
+    let caller = SipPeer::new();
+    invite_user(&k, &caller, "drop");
+    let inv = got(&uas, "INVITE");
+    uas.reply(&inv, 486, "Busy Here", &[]);
+    let inv2 = got(&backup, "INVITE");
+    backup.reply(&inv2, 503, "Service Unavailable", &[]);
+    // Without t_drop_replies the 486 would win (RFC 3261 §16.7); dropped, the 503 is all there is.
+    assert_eq!(caller.recv_final(WAIT).expect("final").code, 503);
+}
+
+#[test]
+fn t_set_retr_changes_this_transactions_retransmission_interval() {
+    let (uas, backup) = (SipPeer::new(), SipPeer::new());
+    let k = opts_ksrd(&uas, &backup);
+    let caller = SipPeer::new();
+    invite_user(&k, &caller, "fast");
+    let first = got(&uas, "INVITE");
+    // T1 = 100 ms: a retransmission comes well before the default T1 (500 ms) would send one.
+    let again = uas
+        .recv_method("INVITE", Duration::from_millis(450))
+        .expect("retransmission with T1 = 100 ms");
+    assert_eq!(again.raw, first.raw);
+}

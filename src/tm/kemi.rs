@@ -120,7 +120,14 @@ pub fn relay(ctx: &mut RouteCtx, uri: Option<String>, proto: Option<Proto>) -> i
         Some(t) => t,
         None => {
             let Some(msg) = ctx.request() else { return -1 };
-            match new_tran(&core, msg, &ctx.ep, ctx.force_rport, ctx.req_key) {
+            match new_tran(
+                &core,
+                msg,
+                &ctx.ep,
+                ctx.force_rport,
+                ctx.req_key,
+                ctx.tm.opts,
+            ) {
                 NewTran::Created(t) => {
                     ctx.tm.t = Some(t.clone());
                     t
@@ -449,7 +456,14 @@ fn t_newtran(ctx: &mut RouteCtx, _: &Args) -> Val {
     let Some(msg) = ctx.request() else {
         return int(-1);
     };
-    match new_tran(&core, msg, &ctx.ep, ctx.force_rport, ctx.req_key) {
+    match new_tran(
+        &core,
+        msg,
+        &ctx.ep,
+        ctx.force_rport,
+        ctx.req_key,
+        ctx.tm.opts,
+    ) {
         NewTran::Created(t) => {
             ctx.tm.t = Some(t);
             int(1)
@@ -622,6 +636,109 @@ fn t_retransmit_reply(ctx: &mut RouteCtx, _: &Args) -> Val {
         None => false,
     })
     .unwrap_or(false))
+}
+
+/// Change a per-transaction setting: on the transaction if it exists, and for the one `t_relay`
+/// or `t_newtran` will create.
+fn set_opt(ctx: &mut RouteCtx, f: impl Fn(&mut super::txn::TxOpts)) -> Val {
+    f(&mut ctx.tm.opts);
+    with_tx(ctx, |_, g| f(&mut g.opts));
+    int(1)
+}
+fn t_set_retr(ctx: &mut RouteCtx, a: &Args) -> Val {
+    let (t1, t2) = (ms(a.int(0)), ms(a.int(1)));
+    set_opt(ctx, |o| {
+        o.t1 = t1;
+        o.t2 = t2;
+    })
+}
+fn t_reset_retr(ctx: &mut RouteCtx, _: &Args) -> Val {
+    set_opt(ctx, |o| {
+        o.t1 = None;
+        o.t2 = None;
+    })
+}
+fn t_set_max_lifetime(ctx: &mut RouteCtx, a: &Args) -> Val {
+    let is_invite = ctx.request().is_some_and(|m| m.method() == Method::Invite);
+    let life = ms(if is_invite { a.int(0) } else { a.int(1) });
+    let r = set_opt(ctx, |o| o.max_lifetime = life);
+    // An existing transaction's clean-up timer follows the new lifetime.
+    with_tx(ctx, |core, g| {
+        if g.uas_code < 200 {
+            let left = (g.created_at + g.max_lifetime(&core.tm.params))
+                .saturating_duration_since(Instant::now());
+            uas::rearm_delete(core, g, left);
+        }
+    });
+    r
+}
+fn t_reset_max_lifetime(ctx: &mut RouteCtx, _: &Args) -> Val {
+    set_opt(ctx, |o| o.max_lifetime = None)
+}
+fn t_set_auto_inv_100(ctx: &mut RouteCtx, a: &Args) -> Val {
+    let v = a.int(0) != 0;
+    set_opt(ctx, |o| o.auto_inv_100 = Some(v))
+}
+fn t_set_disable_6xx(ctx: &mut RouteCtx, a: &Args) -> Val {
+    let v = a.int(0) != 0;
+    set_opt(ctx, |o| o.disable_6xx = Some(v))
+}
+fn t_set_disable_failover(ctx: &mut RouteCtx, a: &Args) -> Val {
+    let v = a.int(0) != 0;
+    set_opt(ctx, |o| o.disable_failover = v)
+}
+fn t_set_no_e2e_cancel_reason(_: &mut RouteCtx, _: &Args) -> Val {
+    // ksrd never copies a Reason header into the CANCELs it sends.
+    int(1)
+}
+fn t_save_lumps(_: &mut RouteCtx, _: &Args) -> Val {
+    // Header changes are always kept with the transaction (Saved::edits).
+    int(1)
+}
+fn t_reply_error(ctx: &mut RouteCtx, _: &Args) -> Val {
+    int(t_reply_code(ctx, 500, "Server Internal Error"))
+}
+/// `t_drop_replies(mode)` in a failure route: take earlier replies out of the choice of the
+/// final reply: "a" (or "") all, "l" the last round's, "n" none.
+fn t_drop_replies(ctx: &mut RouteCtx, a: &Args) -> Val {
+    let mode = a.str(0).to_string();
+    let r = with_tx(ctx, |_, g| {
+        let from = match mode.as_str() {
+            "n" => return,
+            "l" => g.round_start,
+            _ => 0,
+        };
+        let from = from.min(g.branches.len());
+        for b in &mut g.branches[from..] {
+            if !b.pending() {
+                b.reply_dropped = true;
+            }
+        }
+    });
+    b(r.is_some())
+}
+fn t_drop_replies_all(ctx: &mut RouteCtx, _: &Args) -> Val {
+    let r = with_tx(ctx, |_, g| {
+        for b in g.branches.iter_mut().filter(|b| !b.pending()) {
+            b.reply_dropped = true;
+        }
+    });
+    b(r.is_some())
+}
+fn t_lookup_cancel_flags(ctx: &mut RouteCtx, a: &Args) -> Val {
+    t_lookup_cancel(ctx, a)
+}
+fn t_load_contacts_mode(ctx: &mut RouteCtx, a: &Args) -> Val {
+    match a.int(0) {
+        0 => t_load_contacts(ctx, a),
+        m => {
+            tracing::error!(
+                mode = m,
+                "t_load_contacts: only mode 0 (standard) is supported"
+            );
+            int(-1)
+        }
+    }
 }
 
 /// `t_load_contacts`: move the Request-URI and the appended branches into the serial-forking
@@ -932,6 +1049,20 @@ pub static EXPORTS: &[Export] = &[
     ),
     ex("tm", "t_load_contacts", &[], Int, "Queue $ru and the branches for serial forking by q (needs modparam contacts_avp); 1 ok, -1 error", t_load_contacts),
     ex("tm", "t_next_contacts", &[], Int, "Load the next highest-q group into $ru and branches; 1 ok, -2 nothing left, -1 error", t_next_contacts),
+    ex("tm", "ki_t_load_contacts_mode", &[("mode", Int)], Int, "t_load_contacts with a mode (0 standard; proportional mode 1 is not supported)", t_load_contacts_mode),
+    ex("tm", "t_set_retr", &[("t1", Int), ("t2", Int)], Int, "Per-transaction T1 and T2 in ms (0 = module value)", t_set_retr),
+    ex("tm", "t_reset_retr", &[], Int, "Back to the configured T1 and T2", t_reset_retr),
+    ex("tm", "t_set_max_lifetime", &[("tdi", Int), ("tdni", Int)], Int, "Per-transaction maximum lifetime in ms for INVITE / non-INVITE (0 = module value)", t_set_max_lifetime),
+    ex("tm", "t_reset_max_lifetime", &[], Int, "Back to the configured maximum lifetimes", t_reset_max_lifetime),
+    ex("tm", "t_set_auto_inv_100", &[("state", Int)], Int, "1/0: send (or not) 100 Trying for this INVITE", t_set_auto_inv_100),
+    ex("tm", "t_set_disable_6xx", &[("state", Int)], Int, "1: a 6xx does not cancel the other branches", t_set_disable_6xx),
+    ex("tm", "t_set_disable_failover", &[("state", Int)], Int, "1: no failure route runs for this transaction", t_set_disable_failover),
+    ex("tm", "t_set_no_e2e_cancel_reason", &[("state", Int)], Int, "Accepted: ksrd does not copy Reason headers into CANCELs", t_set_no_e2e_cancel_reason),
+    ex("tm", "t_save_lumps", &[], Int, "Accepted: header changes are always saved with the transaction", t_save_lumps),
+    ex("tm", "t_reply_error", &[], Int, "Stateful 500 reply on the transaction", t_reply_error),
+    ex("tm", "t_drop_replies", &[("mode", Str)], Int, "In a failure route: drop earlier replies from the final-reply choice (\"a\" all, \"l\" last round, \"n\" none)", t_drop_replies),
+    ex("tm", "t_drop_replies_all", &[], Int, "In a failure route: drop every earlier reply from the final-reply choice", t_drop_replies_all),
+    ex("tm", "t_lookup_cancel_flags", &[("flags", Int)], Int, "1 if the CANCEL's INVITE transaction exists, else -1", t_lookup_cancel_flags),
     ex(
         "tm",
         "t_exists",

@@ -87,8 +87,9 @@ pub fn send_branch(
         .send(hop.proto, hop.dest, Some(hop.local), &out)?;
     let p = &core.tm.params;
     let now = Instant::now();
+    let t1 = g.t1(p);
     let retr =
-        (hop.proto == Proto::Udp).then(|| core.tm.arm(now + p.t1, g.id, TimerKind::UacRetr, idx));
+        (hop.proto == Proto::Udp).then(|| core.tm.arm(now + t1, g.id, TimerKind::UacRetr, idx));
     let fr_after = g.fr_for(p, false);
     g.branches.push(Branch {
         uri: spec.uri.clone(),
@@ -101,10 +102,11 @@ pub fn send_branch(
         reply: None,
         bflags: spec.bflags,
         timed_out: false,
+        reply_dropped: false,
         cancel: CancelState::None,
         cancel_retr: None,
         retr,
-        retr_interval: p.t1,
+        retr_interval: t1,
         fr: Some(core.tm.arm(now + fr_after, g.id, TimerKind::UacFr, idx)),
     });
     Ok(())
@@ -113,7 +115,7 @@ pub fn send_branch(
 /// Timer A/E fired for branch `idx`: resend the request while no reply says stop.
 pub fn retransmit(core: &Core, g: &mut Txn, idx: usize) {
     let invite = g.method == Method::Invite;
-    let p = &core.tm.params;
+    let t2 = g.t2(&core.tm.params);
     let id = g.id;
     let Some(b) = g.branches.get_mut(idx) else {
         return;
@@ -137,9 +139,9 @@ pub fn retransmit(core: &Core, g: &mut Txn, idx: usize) {
     b.retr_interval = if invite {
         b.retr_interval * 2
     } else if b.state == UacState::Proceeding {
-        p.t2
+        t2
     } else {
-        (b.retr_interval * 2).min(p.t2)
+        (b.retr_interval * 2).min(t2)
     };
     b.retr = Some(core.tm.arm(
         Instant::now() + b.retr_interval,
@@ -152,7 +154,7 @@ pub fn retransmit(core: &Core, g: &mut Txn, idx: usize) {
 /// Resend a branch's CANCEL until it is answered or the INVITE branch completes.
 pub fn retransmit_cancel(core: &Core, g: &mut Txn, idx: usize) {
     let id = g.id;
-    let t2 = core.tm.params.t2;
+    let t2 = g.t2(&core.tm.params);
     let Some(b) = g.branches.get_mut(idx) else {
         return;
     };
@@ -204,7 +206,7 @@ pub fn cancel_pending(core: &Core, g: &mut Txn, except: Option<usize>) {
 /// Build and send the CANCEL of branch `idx` now.
 pub fn send_cancel(core: &Core, g: &mut Txn, idx: usize) {
     let id = g.id;
-    let t1 = core.tm.params.t1;
+    let t1 = g.t1(&core.tm.params);
     let b = &mut g.branches[idx];
     let Some(cancel) = build_hop_request(&b.request, "CANCEL", None) else {
         b.cancel = CancelState::Done;

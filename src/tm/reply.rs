@@ -136,7 +136,13 @@ pub fn on_reply(
         }
         return;
     }
-    if code >= 600 && invite && !core.tm.params.disable_6xx_block {
+    if code >= 600
+        && invite
+        && !g
+            .opts
+            .disable_6xx
+            .unwrap_or(core.tm.params.disable_6xx_block)
+    {
         cancel_pending(core, &mut g, Some(idx));
     }
     let reason = String::from_utf8_lossy(msg.reason()).into_owned();
@@ -240,7 +246,9 @@ pub(crate) fn prio(code: u16) -> u32 {
 pub fn pick_best(g: &Txn) -> Option<usize> {
     let mut best: Option<(u32, usize)> = None;
     for (i, b) in g.branches.iter().enumerate() {
-        let Some(r) = &b.reply else { continue };
+        let Some(r) = b.reply.as_ref().filter(|_| !b.reply_dropped) else {
+            continue;
+        };
         let p = prio(r.code());
         if best.is_none_or(|(bp, _)| p < bp) {
             best = Some((p, i));
@@ -265,7 +273,8 @@ pub fn finalize(core: &Core, ctx: &mut RouteCtx, mut g: TxGuard, run: Runner<'_>
         Some(BranchReply::Local(c)) => (*c, local_reason(*c).to_string()),
         None => (500, local_reason(500).to_string()),
     };
-    if let Some(name) = g.cb.on_failure.take() {
+    let failure_route = g.cb.on_failure.take().filter(|_| !g.opts.disable_failover);
+    if let Some(name) = failure_route {
         g.winning = Some((best, code));
         let before = g.branches.len();
         let Some(back) = run_on_request(ctx, g, RouteKind::Failure, &name, best, code, reason, run)

@@ -25,6 +25,8 @@ pub struct TmCtx {
     pub reply: Option<(u16, String)>,
     /// `t_set_fr` before the transaction exists: (fr_inv, fr).
     pub fr: Option<(Option<Duration>, Option<Duration>)>,
+    /// Per-transaction settings made before the transaction exists.
+    pub opts: super::txn::TxOpts,
     /// `t_set_disable_internal_reply(1)`.
     pub no_internal_reply: bool,
     /// `($ru, $du)` when the Request-URI was last used for a branch (Kamailio's
@@ -49,6 +51,7 @@ impl TmCtx {
         self.reply = None;
         self.fr = None;
         self.no_internal_reply = false;
+        self.opts = Default::default();
         self.consumed = None;
         self.contacts.clear();
         self.ruri_q = None;

@@ -70,6 +70,7 @@ fn branch(reply: Option<BranchReply>) -> Branch {
         reply,
         bflags: 0,
         timed_out: false,
+        reply_dropped: false,
         cancel: CancelState::None,
         cancel_retr: None,
         retr: None,
@@ -96,7 +97,8 @@ fn prio_prefers_6xx_then_3xx_then_actionable_4xx_then_5xx() {
 #[test]
 fn best_reply_is_chosen_over_every_branch_of_every_round() {
     let c = core();
-    let NewTran::Created(t) = new_tran(&c, &msg(INVITE), &ep(), false, None) else {
+    let NewTran::Created(t) = new_tran(&c, &msg(INVITE), &ep(), false, None, Default::default())
+    else {
         panic!("no transaction")
     };
     let mut g = t.lock();
@@ -159,11 +161,11 @@ fn a_retransmitted_request_finds_its_transaction_and_ack_is_not_a_new_one() {
     let c = core();
     let m = msg(INVITE);
     assert!(matches!(
-        new_tran(&c, &m, &ep(), false, None),
+        new_tran(&c, &m, &ep(), false, None, Default::default()),
         NewTran::Created(_)
     ));
     assert!(matches!(
-        new_tran(&c, &m, &ep(), false, None),
+        new_tran(&c, &m, &ep(), false, None, Default::default()),
         NewTran::Retransmission
     ));
     assert_eq!(c.tm.table.len(), 1);
@@ -171,7 +173,7 @@ fn a_retransmitted_request_finds_its_transaction_and_ack_is_not_a_new_one() {
         .replace("INVITE sip", "ACK sip")
         .replace("7 INVITE", "7 ACK");
     assert!(matches!(
-        new_tran(&c, &msg(&ack), &ep(), false, None),
+        new_tran(&c, &msg(&ack), &ep(), false, None, Default::default()),
         NewTran::Error
     ));
 }
@@ -179,7 +181,8 @@ fn a_retransmitted_request_finds_its_transaction_and_ack_is_not_a_new_one() {
 #[test]
 fn deleting_removes_the_transaction_from_both_indexes() {
     let c = core();
-    let NewTran::Created(t) = new_tran(&c, &msg(INVITE), &ep(), false, None) else {
+    let NewTran::Created(t) = new_tran(&c, &msg(INVITE), &ep(), false, None, Default::default())
+    else {
         panic!("no transaction")
     };
     let id = t.lock().id;
@@ -196,7 +199,7 @@ fn a_hundred_thousand_transactions_share_one_timer_wheel() {
     for i in 0..100_000u32 {
         let m = INVITE.replace("z9hG4bKabc", &format!("z9hG4bK{i}"));
         assert!(matches!(
-            new_tran(&c, &msg(&m), &ep(), false, None),
+            new_tran(&c, &msg(&m), &ep(), false, None, Default::default()),
             NewTran::Created(_)
         ));
     }

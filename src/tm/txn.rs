@@ -91,6 +91,8 @@ pub struct Branch {
     pub bflags: u64,
     /// The final-response timer ran out.
     pub timed_out: bool,
+    /// `t_drop_replies` took the reply out of the choice of the final reply.
+    pub reply_dropped: bool,
     /// CANCEL state.
     pub cancel: CancelState,
     /// Retransmission timer (A/E) or CANCEL retransmission.
@@ -126,6 +128,24 @@ pub struct Saved {
     pub flags: u64,
     /// Record-Route to add on every branch (rendered per branch: it names the outgoing socket).
     pub rr: Option<crate::rr::RrState>,
+}
+
+/// Per-transaction settings a route changed (`t_set_retr`, `t_set_disable_6xx`, …); `None`
+/// keeps the module parameter.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TxOpts {
+    /// T1 (`t_set_retr`).
+    pub t1: Option<Duration>,
+    /// T2 (`t_set_retr`).
+    pub t2: Option<Duration>,
+    /// A 6xx does not cancel other branches (`t_set_disable_6xx`).
+    pub disable_6xx: Option<bool>,
+    /// No failure route runs (`t_set_disable_failover`).
+    pub disable_failover: bool,
+    /// Send 100 Trying for an INVITE (`t_set_auto_inv_100`).
+    pub auto_inv_100: Option<bool>,
+    /// Longest life of the transaction (`t_set_max_lifetime`).
+    pub max_lifetime: Option<Duration>,
 }
 
 /// Route callbacks armed for the transaction (`t_on_*`), by Python function name.
@@ -188,6 +208,8 @@ pub struct Txn {
     pub xavps: HashMap<String, Vec<PvVal>>,
     /// A CANCEL for this INVITE arrived.
     pub canceled: bool,
+    /// Settings changed by the route.
+    pub opts: TxOpts,
     /// Per-transaction `fr_timer` (`t_set_fr`), if set.
     pub fr: Option<Duration>,
     /// Per-transaction `fr_inv_timer` (`t_set_fr`), if set.
@@ -213,6 +235,27 @@ impl Txn {
     /// True when no branch waits for a final reply.
     pub fn all_final(&self) -> bool {
         self.branches.iter().all(|b| !b.pending())
+    }
+
+    /// T1 for this transaction.
+    pub fn t1(&self, p: &super::params::TmParams) -> Duration {
+        self.opts.t1.unwrap_or(p.t1)
+    }
+
+    /// T2 for this transaction.
+    pub fn t2(&self, p: &super::params::TmParams) -> Duration {
+        self.opts.t2.unwrap_or(p.t2)
+    }
+
+    /// Longest life of this transaction.
+    pub fn max_lifetime(&self, p: &super::params::TmParams) -> Duration {
+        self.opts
+            .max_lifetime
+            .unwrap_or(if self.method == Method::Invite {
+                p.max_inv_lifetime
+            } else {
+                p.max_noninv_lifetime
+            })
     }
 
     /// Final-response timer for a branch in this state.

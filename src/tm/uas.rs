@@ -92,6 +92,7 @@ pub fn new_tran(
     ep: &Endpoint,
     force_rport: bool,
     req_key: Option<u64>,
+    opts: super::txn::TxOpts,
 ) -> NewTran {
     if msg.method() == Method::Ack {
         return NewTran::Error;
@@ -124,6 +125,7 @@ pub fn new_tran(
         avps: Default::default(),
         xavps: Default::default(),
         canceled: false,
+        opts,
         fr: None,
         fr_inv: None,
         round_start: 0,
@@ -137,14 +139,11 @@ pub fn new_tran(
         Ok(()) => {
             core.stats.inc(Stat::TmUasTransactions);
             // A transaction nobody finishes must not live for ever.
-            let life = if msg.method() == Method::Invite {
-                core.tm.params.max_inv_lifetime
-            } else {
-                core.tm.params.max_noninv_lifetime
-            };
             let mut g = cell.lock();
+            let life = g.max_lifetime(&core.tm.params);
             g.wait = Some(core.tm.arm(Instant::now() + life, id, TimerKind::Delete, 0));
-            if msg.method() == Method::Invite && core.tm.params.auto_inv_100 {
+            let auto_100 = opts.auto_inv_100.unwrap_or(core.tm.params.auto_inv_100);
+            if msg.method() == Method::Invite && auto_100 {
                 let reason = core.tm.params.auto_inv_100_reason.clone();
                 send_local(core, &mut g, 100, &reason, b"", b"");
             }
@@ -286,16 +285,17 @@ fn after_final(core: &Core, g: &mut Txn) {
     g.uas_state = UasState::Completed;
     let p = &core.tm.params;
     let udp = g.ep.proto == Proto::Udp;
+    let t1 = g.t1(p);
     if g.method == Method::Invite && g.uas_code >= 300 {
         // Timer G (UDP) until the ACK; timer H gives up waiting for it.
         if udp {
-            g.uas_retr_interval = p.t1;
+            g.uas_retr_interval = t1;
             g.uas_retr = Some(
                 core.tm
-                    .arm(Instant::now() + p.t1, g.id, TimerKind::UasRetr, 0),
+                    .arm(Instant::now() + t1, g.id, TimerKind::UasRetr, 0),
             );
         }
-        rearm_delete(core, g, p.t1 * 64);
+        rearm_delete(core, g, t1 * 64);
     } else if g.method == Method::Invite {
         // After a 2xx the transaction lingers so late 2xx from other branches are still relayed.
         rearm_delete(core, g, p.wt_timer);
@@ -323,7 +323,7 @@ pub fn retransmit_reply(core: &Core, g: &mut Txn) {
     if let Some(r) = g.last_reply.clone() {
         send_up(core, g, &r);
     }
-    g.uas_retr_interval = (g.uas_retr_interval * 2).min(core.tm.params.t2);
+    g.uas_retr_interval = (g.uas_retr_interval * 2).min(g.t2(&core.tm.params));
     g.uas_retr = Some(core.tm.arm(
         Instant::now() + g.uas_retr_interval,
         g.id,
