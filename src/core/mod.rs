@@ -37,6 +37,8 @@ pub struct Core {
     pub shv: crate::modules::pvx::ShvStore,
     /// The transaction layer (tm).
     pub tm: crate::tm::Tm,
+    /// Digest authentication state (nonce secret, settings).
+    pub auth: crate::modules::auth::AuthState,
     /// Prefix of every to-tag we generate, so ACKs to our replies are recognised.
     tag_prefix: String,
     hasher: std::collections::hash_map::RandomState,
@@ -48,7 +50,9 @@ impl Core {
         let myself = myself::Myself::new(&cfg, bound);
         let shv = crate::modules::pvx::ShvStore::from_params(&cfg.modparams);
         let tm = crate::tm::Tm::new(crate::tm::TmParams::from_modparams(&cfg.modparams));
+        let auth = crate::modules::auth::AuthState::from_modparams(&cfg.modparams);
         Core {
+            auth,
             tm,
             shv,
             cfg,

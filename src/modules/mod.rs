@@ -1,5 +1,6 @@
 //! Kamailio-style modules: each owns its state and declares its KEMI exports and parameters once.
 
+pub mod auth;
 pub mod corex;
 pub mod hdr;
 pub mod kx;
@@ -28,6 +29,7 @@ pub static EXPORT_TABLES: &[&[Export]] = &[
     kx::EXPORTS,
     pvx::EXPORTS,
     xlog::EXPORTS,
+    auth::EXPORTS,
     crate::tm::kemi::EXPORTS,
     crate::tm::tmx::EXPORTS,
     crate::rr::EXPORTS,
@@ -120,6 +122,34 @@ pub static MODULE_PARAMS: &[ModuleParams] = &[
             ("event_callback", Str),
             ("evcb_reply", Str),
             ("reply_relay_mode", Int),
+        ],
+    },
+    ModuleParams {
+        module: "auth",
+        params: &[
+            ("secret", Str),
+            ("nonce_expire", Int),
+            ("nonce_auth_max_drift", Int),
+            ("protect_contacts", Int),
+            ("challenge_attr", Str),
+            ("proxy_challenge_header", Str),
+            ("www_challenge_header", Str),
+            ("qop", Str),
+            ("auth_checks_register", Int),
+            ("auth_checks_no_dlg", Int),
+            ("auth_checks_in_dlg", Int),
+            ("nonce_count", Int),
+            ("nc_array_size", Int),
+            ("nc_array_order", Int),
+            ("one_time_nonce", Int),
+            ("otn_in_flight_no", Int),
+            ("otn_in_flight_order", Int),
+            ("nid_pool_no", Int),
+            ("force_stateless_reply", Int),
+            ("realm_prefix", Str),
+            ("use_domain", Int),
+            ("algorithm", Str),
+            ("add_authinfo_hdr", Int),
         ],
     },
     ModuleParams {

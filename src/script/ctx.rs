@@ -86,6 +86,8 @@ pub struct RouteCtx {
     pub req_key: Option<u64>,
     /// Transaction state of this route (tm).
     pub tm: crate::tm::route_state::TmCtx,
+    /// Digest auth state of this message.
+    pub auth: crate::modules::auth::check::AuthCtx,
     /// rr module state of this message: Record-Route to add when sending, Route params seen.
     pub rr: Option<crate::rr::RrState>,
 }
@@ -139,6 +141,7 @@ impl RouteCtx {
             in_onsend: false,
             req_key: None,
             tm: Default::default(),
+            auth: Default::default(),
             rr: None,
         }
     }
@@ -172,6 +175,7 @@ impl RouteCtx {
         self.gen = None;
         self.req_key = None;
         self.tm.reset();
+        self.auth = Default::default();
         self.rr = None;
         if !self.avps.is_empty() {
             self.avps.clear();

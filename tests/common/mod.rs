@@ -217,6 +217,14 @@ impl Req {
             content_length: true,
         }
     }
+    /// The same request as a new transaction: a new top Via branch (same sent-by), CSeq `n`.
+    pub fn next_transaction(self, cseq: u32) -> Req {
+        let via = self.get("Via").unwrap_or("").to_string();
+        let sent_by = via.split(';').next().unwrap_or("").to_string();
+        let method = self.method.clone();
+        self.set("Via", &format!("{sent_by};branch={};rport", branch()))
+            .set("CSeq", &format!("{cseq} {method}"))
+    }
     /// Replace (all instances of) a header, or append it.
     pub fn set(mut self, name: &str, value: &str) -> Req {
         let mut done = false;

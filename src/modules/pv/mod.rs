@@ -442,7 +442,8 @@ fn pv_getvn(ctx: &mut RouteCtx, a: &Args) -> Val {
         Val::Int(d),
     )
 }
-fn do_set(ctx: &mut RouteCtx, name: &str, v: Option<PvVal>) -> Val {
+/// Assign a pseudo-variable by name (as `KSR.pv.sets`/`seti`); `Val::Bool(false)` on error.
+pub fn do_set(ctx: &mut RouteCtx, name: &str, v: Option<PvVal>) -> Val {
     with_pv(
         ctx,
         name,

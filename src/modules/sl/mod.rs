@@ -58,6 +58,20 @@ fn sl_send_reply_stateful(ctx: &mut RouteCtx, a: &Args) -> Val {
     }
     sl_send_reply(ctx, a)
 }
+/// Reply statefully when the request has a transaction, else statelessly, with extra header
+/// lines for this reply only (auth challenges).
+pub fn send_reply_with(ctx: &mut RouteCtx, code: i64, reason: &str, extra: &[u8]) -> i64 {
+    let n = ctx.reply_hdrs.len();
+    ctx.reply_hdrs.extend_from_slice(extra);
+    let r = if ctx.tm.t.is_some() || ctx.tm.tx.is_some() {
+        crate::tm::kemi::t_reply_code(ctx, code, reason)
+    } else {
+        reply(ctx, code, reason)
+    };
+    ctx.reply_hdrs.truncate(n);
+    r
+}
+
 fn sl_reply_error(ctx: &mut RouteCtx, _: &Args) -> Val {
     Val::Int(reply(ctx, 500, "Server Internal Error"))
 }
