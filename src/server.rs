@@ -131,6 +131,14 @@ pub fn run(cfg: Config) -> Result<(), StartError> {
     let mut reg = Registry::new();
     crate::core::rpc::register(&mut reg, core.clone());
     crate::tm::rpc::register(&mut reg, core.clone());
+    crate::modules::usrloc::rpc::register(&mut reg, core.ul.clone());
+    let every = cfg
+        .modparams
+        .get_int("usrloc", "timer_interval")
+        .filter(|s| *s > 0)
+        .unwrap_or(60);
+    core.ul
+        .start_timer(std::time::Duration::from_secs(every as u64));
     script_rpc::register(&mut reg, reloader);
     let reg = Arc::new(reg);
     if let Some(addr) = cfg.rpc_http {

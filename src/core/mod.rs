@@ -37,6 +37,8 @@ pub struct Core {
     pub shv: crate::modules::pvx::ShvStore,
     /// The transaction layer (tm).
     pub tm: crate::tm::Tm,
+    /// Registered contacts (usrloc).
+    pub ul: std::sync::Arc<crate::modules::usrloc::Usrloc>,
     /// Digest authentication state (nonce secret, settings).
     pub auth: crate::modules::auth::AuthState,
     /// Prefix of every to-tag we generate, so ACKs to our replies are recognised.
@@ -52,6 +54,7 @@ impl Core {
         let tm = crate::tm::Tm::new(crate::tm::TmParams::from_modparams(&cfg.modparams));
         let auth = crate::modules::auth::AuthState::from_modparams(&cfg.modparams);
         Core {
+            ul: Default::default(),
             auth,
             tm,
             shv,

@@ -22,6 +22,16 @@ pub enum PvVal {
     Bytes(Vec<u8>),
 }
 
+impl std::fmt::Display for PvVal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PvVal::Int(i) => write!(f, "{i}"),
+            PvVal::Str(s) => f.write_str(s),
+            PvVal::Bytes(b) => f.write_str(&String::from_utf8_lossy(b)),
+        }
+    }
+}
+
 impl From<PvVal> for Val {
     fn from(v: PvVal) -> Val {
         match v {
