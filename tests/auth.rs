@@ -21,7 +21,7 @@ class kamailio:
         au = KSR.pv.get("$au")
         passwd = "pw-" + (au or "")
         rc = KSR.auth.pv_auth_check(KSR.pv.get("$fd"), passwd, 0, int(KSR.kx.get_def("CHECKS") or "1"))
-        KSR.info("auth rc=%d has=%d\n" % (rc, KSR.auth.has_credentials(KSR.pv.get("$fd"))))
+        KSR.info("auth rc=%d has=%d Au=%s AU=%s\n" % (rc, KSR.auth.has_credentials(KSR.pv.get("$fd")), KSR.pv.get("$Au"), KSR.pv.get("$AU")))
         if rc < 0:
             KSR.auth.auth_challenge(KSR.pv.get("$fd"), flags)
             return 1
@@ -124,7 +124,19 @@ fn register_is_challenged_then_accepted_with_the_right_password() {
             .build(),
     );
     assert_eq!(ok.code, 200, "{}", ok.text());
-    assert!(k.log().contains("auth rc=1 has=1"), "{}", k.log());
+    assert!(
+        k.log()
+            .contains("auth rc=1 has=1 Au=alice@127.0.0.1 AU=alice"),
+        "{}",
+        k.log()
+    );
+    // Without credentials $Au is the From user@host (pv_core.c pv_get_acc_username).
+    assert!(
+        k.log()
+            .contains("auth rc=-5 has=-1 Au=alice@127.0.0.1 AU=alice"),
+        "{}",
+        k.log()
+    );
     // A wrong password: -2 and a new challenge.
     let bad = c.request(
         &r.set(

@@ -213,6 +213,25 @@ pub fn get(ctx: &RouteCtx, pv: &Pv) -> Option<PvVal> {
         Pv::AuthUser | Pv::AuthRealm | Pv::AuthUri | Pv::AuthDomain | Pv::AuthUsername => {
             auth_field(m, pv)
         }
+        Pv::AcctUsername | Pv::AcctUser => {
+            let from_cred = auth_field(m, &Pv::AuthUser).map(|u| u.to_string());
+            match from_cred {
+                Some(u) if *pv == Pv::AcctUser => s(u),
+                Some(u) => match auth_field(m, &Pv::AuthRealm) {
+                    Some(r) => s(format!("{u}@{r}")),
+                    None => s(u),
+                },
+                None => {
+                    let f = m.from_hdr().ok()?;
+                    let user = f.uri.user.clone().unwrap_or_default();
+                    if *pv == Pv::AcctUser {
+                        s(user)
+                    } else {
+                        s(format!("{user}@{}", f.uri.host))
+                    }
+                }
+            }
+        }
         _ => None,
     }
 }

@@ -50,6 +50,10 @@ pub enum Pv {
     BranchIdx,
     /// `$T_reply_code`.
     TReplyCode,
+    /// `$Au`: auth user@realm, else From user@host.
+    AcctUsername,
+    /// `$AU`: auth user, else From user.
+    AcctUser,
     /// `$T_reply_reason`.
     TReplyReason,
     Flags,
@@ -154,6 +158,9 @@ pub fn parse(name: &str) -> Result<Pv, PvNameError> {
         ("aU", None) => Pv::AuthUsername,
         ("adu", None) => Pv::AuthUri,
         ("ad", None) => Pv::AuthDomain,
+        // pv_core.c pv_get_acc_username / pv_get_acc_user: credentials, else the From URI.
+        ("Au", None) => Pv::AcctUsername,
+        ("AU", None) => Pv::AcctUser,
         ("null", None) => Pv::Null,
         ("hdr", Some(a)) if !a.is_empty() => Pv::Hdr(a),
         ("hdrc", Some(a)) if !a.is_empty() => Pv::HdrCount(a),
