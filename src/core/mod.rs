@@ -35,6 +35,8 @@ pub struct Core {
     pub retrans: Mutex<retrans::RetransCache>,
     /// `$shv(name)` values shared by every worker (`KSR.pvx.shv_*`, `modparam.pv.shvset`).
     pub shv: crate::modules::pvx::ShvStore,
+    /// htable tables shared by every worker (`KSR.htable.*`, `$sht`, `modparam.htable.htable`).
+    pub htable: crate::modules::htable::Htables,
     /// The transaction layer (tm).
     pub tm: crate::tm::Tm,
     /// Prefix of every to-tag we generate, so ACKs to our replies are recognised.
@@ -48,9 +50,11 @@ impl Core {
         let myself = myself::Myself::new(&cfg, bound);
         let shv = crate::modules::pvx::ShvStore::from_params(&cfg.modparams);
         let tm = crate::tm::Tm::new(crate::tm::TmParams::from_modparams(&cfg.modparams));
+        let htable = crate::modules::htable::Htables::from_params(&cfg.modparams);
         Core {
             tm,
             shv,
+            htable,
             cfg,
             sender,
             stats: stats::Stats::default(),

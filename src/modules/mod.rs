@@ -2,6 +2,7 @@
 
 pub mod corex;
 pub mod hdr;
+pub mod htable;
 pub mod kx;
 pub mod maxfwd;
 pub mod modparam;
@@ -31,6 +32,7 @@ pub static EXPORT_TABLES: &[&[Export]] = &[
     crate::tm::kemi::EXPORTS,
     crate::tm::tmx::EXPORTS,
     crate::rr::EXPORTS,
+    htable::EXPORTS,
 ];
 
 /// Parameters of the modules ksrd has (Kamailio names and types).
@@ -84,6 +86,7 @@ pub static MODULE_PARAMS: &[ModuleParams] = &[
         params: &[("alias_subdomains", StrList)],
     },
     crate::rr::PARAMS,
+    htable::PARAMS,
     ModuleParams {
         module: "tm",
         params: &[

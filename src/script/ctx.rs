@@ -88,6 +88,8 @@ pub struct RouteCtx {
     pub tm: crate::tm::route_state::TmCtx,
     /// rr module state of this message: Record-Route to add when sending, Route params seen.
     pub rr: Option<crate::rr::RrState>,
+    /// htable iterators and slot locks of this worker (`KSR.htable.sht_iterator_*`, `sht_lock`).
+    pub htable: crate::modules::htable::HtCtx,
 }
 
 /// A forwarded request held until `ksr_onsend_route` has seen it.
@@ -140,6 +142,7 @@ impl RouteCtx {
             req_key: None,
             tm: Default::default(),
             rr: None,
+            htable: Default::default(),
         }
     }
 
@@ -173,6 +176,8 @@ impl RouteCtx {
         self.req_key = None;
         self.tm.reset();
         self.rr = None;
+        // Slot locks are per route run: a forgotten sht_unlock must not block other workers.
+        self.htable.release_all();
         if !self.avps.is_empty() {
             self.avps.clear();
         }
