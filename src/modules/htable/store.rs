@@ -269,9 +269,12 @@ mod tests {
     use parking_lot::Mutex;
     use std::collections::HashMap;
 
-    /// A store in memory: table name -> (columns, rows).
+    /// One stored table: column names and rows.
+    type MemTable = (Vec<String>, Vec<Vec<DbValue>>);
+
+    /// A store in memory: table name -> table.
     #[derive(Default)]
-    struct Mem(Mutex<HashMap<String, (Vec<String>, Vec<Vec<DbValue>>)>>);
+    struct Mem(Mutex<HashMap<String, MemTable>>);
 
     impl HtableStore for Mem {
         fn select(&self, table: &str, columns: &[&str]) -> Result<Vec<Vec<DbValue>>, StoreError> {
