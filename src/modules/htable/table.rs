@@ -670,6 +670,9 @@ mod tests {
         // expire < now: gone for readers, still counted until swept.
         assert_eq!(t.get("a"), None);
         assert!(!t.exists("a"));
+        // Matching and counting skip it too (Kamailio's ht_match_cell_op_str does not).
+        assert!(!t.any(|_| true));
+        assert_eq!(t.count(|_| true), 0);
         assert_eq!(t.stats().0, 1);
         assert_eq!(t.sweep(), 1);
         assert_eq!(t.stats().0, 0);
