@@ -100,6 +100,10 @@ pub fn run(cfg: Config) -> Result<(), StartError> {
         }));
         crate::tm::timers::start(core.clone()).map_err(|e| StartError::Other(e.to_string()))?;
     }
+    core.htable.load_all();
+    core.htable
+        .start_timer()
+        .map_err(|e| StartError::Other(e.to_string()))?;
     init_python();
     let host = Arc::new(Host::new(cfg.script.clone(), cfg.workers));
     {
@@ -139,6 +143,7 @@ pub fn run(cfg: Config) -> Result<(), StartError> {
         .unwrap_or(60);
     core.ul
         .start_timer(std::time::Duration::from_secs(every as u64));
+    crate::modules::htable::rpc::register(&mut reg, core.clone());
     script_rpc::register(&mut reg, reloader);
     let reg = Arc::new(reg);
     if let Some(addr) = cfg.rpc_http {
@@ -180,6 +185,7 @@ pub fn run(cfg: Config) -> Result<(), StartError> {
         }
     });
     tracing::info!("shutting down");
+    core.htable.save_all();
     if let Some(p) = sock_path {
         let _ = std::fs::remove_file(p);
     }

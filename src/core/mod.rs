@@ -35,6 +35,8 @@ pub struct Core {
     pub retrans: Mutex<retrans::RetransCache>,
     /// `$shv(name)` values shared by every worker (`KSR.pvx.shv_*`, `modparam.pv.shvset`).
     pub shv: crate::modules::pvx::ShvStore,
+    /// htable tables shared by every worker (`KSR.htable.*`, `$sht`, `modparam.htable.htable`).
+    pub htable: crate::modules::htable::Htables,
     /// The transaction layer (tm).
     pub tm: crate::tm::Tm,
     /// Registered contacts (usrloc).
@@ -53,11 +55,13 @@ impl Core {
         let shv = crate::modules::pvx::ShvStore::from_params(&cfg.modparams);
         let tm = crate::tm::Tm::new(crate::tm::TmParams::from_modparams(&cfg.modparams));
         let auth = crate::modules::auth::AuthState::from_modparams(&cfg.modparams);
+        let htable = crate::modules::htable::Htables::from_params(&cfg.modparams);
         Core {
             ul: Default::default(),
             auth,
             tm,
             shv,
+            htable,
             cfg,
             sender,
             stats: stats::Stats::default(),

@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod corex;
 pub mod hdr;
+pub mod htable;
 pub mod kx;
 pub mod maxfwd;
 pub mod modparam;
@@ -36,6 +37,7 @@ pub static EXPORT_TABLES: &[&[Export]] = &[
     crate::tm::kemi::EXPORTS,
     crate::tm::tmx::EXPORTS,
     crate::rr::EXPORTS,
+    htable::EXPORTS,
 ];
 
 /// Parameters of the modules ksrd has (Kamailio names and types).
@@ -89,6 +91,7 @@ pub static MODULE_PARAMS: &[ModuleParams] = &[
         params: &[("alias_subdomains", StrList)],
     },
     crate::rr::PARAMS,
+    htable::PARAMS,
     ModuleParams {
         module: "tm",
         params: &[

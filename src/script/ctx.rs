@@ -90,6 +90,8 @@ pub struct RouteCtx {
     pub auth: crate::modules::auth::check::AuthCtx,
     /// rr module state of this message: Record-Route to add when sending, Route params seen.
     pub rr: Option<crate::rr::RrState>,
+    /// htable iterators and slot locks of this worker (`KSR.htable.sht_iterator_*`, `sht_lock`).
+    pub htable: crate::modules::htable::HtCtx,
 }
 
 /// A forwarded request held until `ksr_onsend_route` has seen it.
@@ -143,6 +145,7 @@ impl RouteCtx {
             tm: Default::default(),
             auth: Default::default(),
             rr: None,
+            htable: Default::default(),
         }
     }
 
@@ -177,6 +180,8 @@ impl RouteCtx {
         self.tm.reset();
         self.auth = Default::default();
         self.rr = None;
+        // Slot locks are per route run: a forgotten sht_unlock must not block other workers.
+        self.htable.release_all();
         if !self.avps.is_empty() {
             self.avps.clear();
         }

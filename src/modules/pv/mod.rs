@@ -114,6 +114,8 @@ pub fn get(ctx: &RouteCtx, pv: &Pv) -> Option<PvVal> {
             return ctx.tm.reply.as_ref().map(|r| PvVal::Str(r.1.clone()))
         }
         Pv::Null => return None,
+        Pv::Sht(op, n) => return crate::modules::htable::pv::get(ctx, *op, n),
+        Pv::ShtIt(key, n) => return crate::modules::htable::pv::iter_get(ctx, *key, n),
         _ => {}
     }
     let m = ctx.msg.as_ref()?;
@@ -357,6 +359,7 @@ pub fn set(ctx: &mut RouteCtx, pv: &Pv, val: Option<PvVal>) -> Result<(), PvSetE
         | Pv::ToUser
         | Pv::ToDomain
         | Pv::ToName => set_name_addr(ctx, pv, text(&val))?,
+        Pv::Sht(op, n) => crate::modules::htable::pv::set(ctx, *op, n, val)?,
         _ => return Err(PvSetError::ReadOnly),
     }
     Ok(())

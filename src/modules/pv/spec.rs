@@ -3,6 +3,8 @@
 use std::collections::HashMap;
 use std::sync::Arc as Rc;
 
+use crate::modules::htable::pv::{parse_name as sht_name, ShtName, ShtPv};
+
 /// A parsed pseudo-variable.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Pv {
@@ -73,6 +75,10 @@ pub enum Pv {
     Def(String),
     /// `$null`.
     Null,
+    /// `$sht(t=>k)` and friends (htable): what to do, table and key.
+    Sht(ShtPv, Box<ShtName>),
+    /// `$shtitkey(it)` (true) / `$shtitval(it)` (false): the item of an htable iterator.
+    ShtIt(bool, String),
 }
 
 /// Why a name did not parse.
@@ -167,6 +173,14 @@ pub fn parse(name: &str) -> Result<Pv, PvNameError> {
         ("var", Some(a)) if !a.is_empty() => Pv::Var(a),
         ("avp", Some(a)) if !a.is_empty() => Pv::Avp(a.trim_start_matches("s:").to_string(), idx),
         ("def", Some(a)) if !a.is_empty() => Pv::Def(a),
+        ("sht", Some(a)) => Pv::Sht(ShtPv::Val, Box::new(sht_name(&a).ok_or_else(bad)?)),
+        ("shtex", Some(a)) => Pv::Sht(ShtPv::Expire, Box::new(sht_name(&a).ok_or_else(bad)?)),
+        ("shtinc", Some(a)) => Pv::Sht(ShtPv::Inc, Box::new(sht_name(&a).ok_or_else(bad)?)),
+        ("shtdec", Some(a)) => Pv::Sht(ShtPv::Dec, Box::new(sht_name(&a).ok_or_else(bad)?)),
+        ("shtcn", Some(a)) => Pv::Sht(ShtPv::CountName, Box::new(sht_name(&a).ok_or_else(bad)?)),
+        ("shtcv", Some(a)) => Pv::Sht(ShtPv::CountValue, Box::new(sht_name(&a).ok_or_else(bad)?)),
+        ("shtitkey", Some(a)) if !a.is_empty() => Pv::ShtIt(true, a),
+        ("shtitval", Some(a)) if !a.is_empty() => Pv::ShtIt(false, a),
         _ => return Err(bad()),
     };
     if idx.is_some() && !matches!(pv, Pv::Avp(..)) {

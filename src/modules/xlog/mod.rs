@@ -20,7 +20,7 @@ use crate::script::exports::{ex, Args, Export, Ty::*, Val};
 pub const NULL_TEXT: &str = "<null>";
 
 /// One element of a parsed format.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Item {
     /// Literal text.
     Text(String),
@@ -37,7 +37,7 @@ pub enum Item {
 }
 
 /// A parsed format.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Format {
     /// The elements in order.
     pub items: Vec<Item>,
