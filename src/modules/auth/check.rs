@@ -86,23 +86,23 @@ pub fn find_credentials(m: &SipMsg, realm: &str, hf: HfType) -> Option<(Credenti
 }
 
 /// Where the HA1 comes from.
-pub enum Ha1Source<'a> {
+pub enum Ha1Source {
     /// Plaintext password (HA1 computed here for the credentials' algorithm).
-    Password(&'a str),
+    Password(String),
     /// A precomputed HA1 (must match the algorithm's digest length).
-    Ha1(&'a str),
+    Ha1(String),
 }
 
 /// Check the request's credentials for `realm`; `lookup` gives the secret of the credentials'
 /// user (or an error code such as `USER_UNKNOWN`). `checks & 1`: the auth user must be the
 /// From user (To user for REGISTER).
-pub fn authenticate<'s>(
+pub fn authenticate(
     ctx: &mut RouteCtx,
     realm: &str,
     hf: HfType,
     method: Option<&str>,
     checks: i64,
-    lookup: impl FnOnce(&Credentials) -> Result<Ha1Source<'s>, i64>,
+    lookup: impl FnOnce(&Credentials) -> Result<Ha1Source, i64>,
 ) -> i64 {
     let core = ctx.core.clone();
     let Some(m) = ctx.request() else {
@@ -134,7 +134,7 @@ pub fn authenticate<'s>(
         return code::USER_MISMATCH;
     }
     let ha1 = match lookup(&cred) {
-        Ok(Ha1Source::Password(p)) => super::digest::ha1(alg, &cred.username, &realm, p),
+        Ok(Ha1Source::Password(p)) => super::digest::ha1(alg, &cred.username, &realm, &p),
         Ok(Ha1Source::Ha1(h)) => {
             if h.len() != alg.hex_len() {
                 tracing::error!(

@@ -144,9 +144,9 @@ fn pv_check(
     let passwd = passwd.to_string();
     let r = authenticate(ctx, realm, hf, method, checks, |_| {
         Ok(if flags & 1 != 0 {
-            check::Ha1Source::Ha1(&passwd)
+            check::Ha1Source::Ha1(passwd)
         } else {
-            check::Ha1Source::Password(&passwd)
+            check::Ha1Source::Password(passwd)
         })
     });
     if r < 0 && flags & 14 != 0 {
