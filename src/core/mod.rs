@@ -37,6 +37,8 @@ pub struct Core {
     pub shv: crate::modules::pvx::ShvStore,
     /// The transaction layer (tm).
     pub tm: crate::tm::Tm,
+    /// The database (`db_url`), set once at start-up; use [`Core::db`].
+    pub db: std::sync::OnceLock<crate::db::Db>,
     /// Prefix of every to-tag we generate, so ACKs to our replies are recognised.
     tag_prefix: String,
     hasher: std::collections::hash_map::RandomState,
@@ -50,6 +52,7 @@ impl Core {
         let tm = crate::tm::Tm::new(crate::tm::TmParams::from_modparams(&cfg.modparams));
         Core {
             tm,
+            db: std::sync::OnceLock::new(),
             shv,
             cfg,
             sender,
@@ -60,6 +63,11 @@ impl Core {
             tag_prefix: format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..)),
             hasher: Default::default(),
         }
+    }
+
+    /// The database handle, or [`crate::db::DbError::NotConfigured`] when there is no `db_url`.
+    pub fn db(&self) -> Result<&crate::db::Db, crate::db::DbError> {
+        self.db.get().ok_or(crate::db::DbError::NotConfigured)
     }
 
     /// A keyed hash of some byte strings (stable within this process).
