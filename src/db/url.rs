@@ -1,6 +1,8 @@
-//! `db_url`: `sqlite://PATH` (relative to the config file's directory, or `sqlite:///abs/path`,
-//! as Kamailio's db_sqlite writes it) or `postgres://user:pass@host:port/db` (also
-//! `postgresql://`, and libpq's `?host=/socket/dir` for a unix socket).
+//! `db_url`: `sqlite://PATH` (relative to the config file's directory; `sqlite:///abs/path` is
+//! absolute, and so is Kamailio's `sqlite:////abs/path`: Kamailio itself reads `sqlite:///x` as
+//! `x` relative to its working directory, which is `/` once daemonised) or
+//! `postgres://user:pass@host:port/db` (also `postgresql://`, and libpq's `?host=/socket/dir` for
+//! a unix socket).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -132,6 +134,10 @@ mod tests {
         }
         match DbUrl::parse("sqlite:///var/lib/ksrd/k.db", base).unwrap() {
             DbUrl::Sqlite(p) => assert_eq!(p, Path::new("/var/lib/ksrd/k.db")),
+            _ => panic!(),
+        }
+        match DbUrl::parse("sqlite:////var/lib/ksrd/k.db", base).unwrap() {
+            DbUrl::Sqlite(p) => assert!(p.is_absolute() && p.ends_with("var/lib/ksrd/k.db")),
             _ => panic!(),
         }
         assert!(DbUrl::parse("sqlite://", base).is_err());
