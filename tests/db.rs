@@ -1210,3 +1210,54 @@ request_route {{
     // db_sqlite truncates when it reads a Julian day, so it may land 1 s early
     assert!((got - expires).abs() <= 1, "{got} vs {expires}");
 }
+
+#[test]
+fn wait_releases_the_gil_and_a_locked_database_times_out() {
+    use pyo3::types::PyAnyMethods;
+    let log = captured_log();
+    let logged = |s: &str| String::from_utf8_lossy(&log.lock().unwrap()).contains(s);
+    let dir = TempDir::new("db-gil");
+    let rt = runtime();
+    let mut cfg = db_config("sqlite://g.db", dir.path());
+    cfg.timeout = Duration::from_millis(1500);
+    let db = rt.block_on(Db::open(&cfg)).unwrap();
+    db.wait(db.init_schema(true)).unwrap();
+
+    // another process-like connection holds the write lock
+    let locker = rusqlite::Connection::open(dir.path().join("g.db")).unwrap();
+    locker.execute_batch("BEGIN EXCLUSIVE").unwrap();
+
+    ksrd::script::host::init_python();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let worker = {
+        let db = db.clone();
+        std::thread::spawn(move || {
+            // a SIP worker in a KSR function: holds the GIL, then waits for the database
+            pyo3::Python::attach(|_py| {
+                tx.send(()).unwrap();
+                let s = Subscriber::with_password("gil", "example.com", "pw", false);
+                db.wait(db.subscriber_add("subscriber", &s))
+            })
+        })
+    };
+    rx.recv().unwrap();
+    // the GIL is free while that call waits: another thread runs Python meanwhile
+    let v: i64 = pyo3::Python::attach(|py| {
+        py.eval(c"6 * 7", None, None)
+            .and_then(|r| r.extract())
+            .unwrap()
+    });
+    assert_eq!(v, 42);
+    assert!(
+        !worker.is_finished(),
+        "the database call should still be waiting"
+    );
+    let r = worker.join().unwrap();
+    assert!(matches!(r, Err(DbError::Timeout(_))), "{r:?}");
+    assert!(logged("database unavailable"));
+
+    locker.execute_batch("ROLLBACK").unwrap();
+    let s = Subscriber::with_password("gil", "example.com", "pw", false);
+    db.wait(db.subscriber_add("subscriber", &s)).unwrap();
+    assert!(logged("database is reachable again"));
+}
