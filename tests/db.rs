@@ -1167,7 +1167,36 @@ request_route {{
     .unwrap();
     let log_path = dir.path().join("kamailio.log");
     let log = std::fs::File::create(&log_path).unwrap();
-    let mut child = Command::new(kamailio)
+    // Kamailio forks its worker processes: run it in its own process group and end the whole
+    // group (also when the test fails half-way).
+    struct Group(std::process::Child);
+    impl Drop for Group {
+        fn drop(&mut self) {
+            let pg = self.0.id() as i32;
+            unsafe {
+                libc::kill(-pg, libc::SIGTERM);
+            }
+            if !wait_until(Duration::from_secs(5), || {
+                matches!(self.0.try_wait(), Ok(Some(_)))
+            }) {
+                unsafe {
+                    libc::kill(-pg, libc::SIGKILL);
+                }
+            }
+            let _ = self.0.wait();
+            // the workers may outlive the main process for a moment
+            wait_until(
+                Duration::from_secs(5),
+                || unsafe { libc::kill(-pg, 0) } != 0,
+            );
+            unsafe {
+                libc::kill(-pg, libc::SIGKILL);
+            }
+        }
+    }
+    use std::os::unix::process::CommandExt;
+    let child = Command::new(kamailio)
+        .process_group(0)
         .arg("-f")
         .arg(&kcfg)
         .args(["-DD", "-E", "-w"])
@@ -1181,12 +1210,12 @@ request_route {{
         .stderr(log)
         .spawn()
         .expect("run kamailio");
+    let mut k = Group(child);
     let read = || std::fs::read_to_string(&log_path).unwrap_or_default();
     let done = wait_until(Duration::from_secs(15), || {
-        read().contains("ULCHECK") || matches!(child.try_wait(), Ok(Some(_)))
+        read().contains("ULCHECK") || matches!(k.0.try_wait(), Ok(Some(_)))
     });
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(k);
     let out = read();
     assert!(done, "kamailio did not start: {out}");
     assert!(
