@@ -8,8 +8,29 @@ cd "$ROOT"
 section() { printf '\n======== %s ========\n' "$*"; }
 
 section "install + release build (scripts/install.sh)"
-scripts/install.sh
+# postgresql: the server binaries (initdb, postgres, pg_ctl) for the throwaway test clusters
+scripts/install.sh postgresql
 if ! command -v cargo >/dev/null; then export PATH="$HOME/.cargo/bin:$PATH"; fi
+
+section "Kamailio's SQL schema files (tests/db.rs compares ksrd's schema with them)"
+# Unpacked from the Debian packages without installing Kamailio; kept between runs.
+KSQL="${CARGO_TARGET_DIR:-$ROOT/target}/kamailio-sql"
+if [ -f "$KSQL/postgres/standard-create.sql" ] && [ -f "$KSQL/db_sqlite/standard-create.sql" ]; then
+  echo "present in $KSQL"
+else
+  tmp=$(mktemp -d)
+  fetch() { (cd "$tmp" && apt-get download -q kamailio-postgres-modules kamailio-sqlite-modules); }
+  if fetch || { apt-get update -q >/dev/null 2>&1 || sudo apt-get update -q >/dev/null 2>&1; fetch; }; then
+    for d in "$tmp"/*.deb; do dpkg-deb -x "$d" "$tmp/x"; done
+    mkdir -p "$KSQL"
+    cp -r "$tmp/x/usr/share/kamailio/postgres" "$tmp/x/usr/share/kamailio/db_sqlite" "$KSQL/"
+    echo "unpacked into $KSQL"
+  else
+    echo "could not download Kamailio's packages: the comparisons with its SQL files are skipped" >&2
+  fi
+  rm -rf "$tmp"
+fi
+export KSRD_KAMAILIO_SQL="$KSQL"
 
 section "Rust tests: cargo test --all-targets"
 cargo test --all-targets

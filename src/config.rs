@@ -60,6 +60,8 @@ struct RawConfig {
     #[serde(default)]
     log: LogConfig,
     #[serde(default)]
+    db: RawDbConfig,
+    #[serde(default)]
     define: BTreeMap<String, toml::Value>,
     #[serde(default)]
     modparam: BTreeMap<String, toml::Table>,
@@ -143,6 +145,36 @@ impl Default for LogConfig {
     }
 }
 
+/// `[db]`: storage options (the database itself is `db_url`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDbConfig {
+    /// Also store the plaintext password in `subscriber.password` (kamctl's STORE_PLAINTEXT_PW).
+    #[serde(default)]
+    store_plaintext_password: bool,
+    /// Maximum number of database connections.
+    #[serde(default = "default_pool_size")]
+    pool_size: i64,
+    /// Bound (ms) on waiting for a connection and on each database call.
+    #[serde(default = "default_db_timeout")]
+    timeout_ms: i64,
+}
+fn default_pool_size() -> i64 {
+    8
+}
+fn default_db_timeout() -> i64 {
+    3000
+}
+impl Default for RawDbConfig {
+    fn default() -> Self {
+        RawDbConfig {
+            store_plaintext_password: false,
+            pool_size: default_pool_size(),
+            timeout_ms: default_db_timeout(),
+        }
+    }
+}
+
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -154,8 +186,10 @@ pub struct Config {
     pub alias: Vec<(String, Option<u16>)>,
     /// Number of Python worker threads.
     pub workers: usize,
-    /// Database URL (used by later modules).
+    /// Database URL as written (`db_url`).
     pub db_url: Option<String>,
+    /// Storage: `db_url` parsed (SQLite paths absolute) and the `[db]` options.
+    pub db: crate::db::DbConfig,
     /// Behaviour on a Python exception.
     pub on_exception: OnException,
     /// Route script settings (paths absolute).
@@ -278,6 +312,26 @@ impl Config {
             };
             defines.insert(k, s);
         }
+        let db = crate::db::DbConfig {
+            url: match raw.db_url.as_deref() {
+                None | Some("") => None,
+                Some(u) => Some(crate::db::DbUrl::parse(u, base).map_err(|m| verr("db_url", m))?),
+            },
+            store_plaintext_password: raw.db.store_plaintext_password,
+            pool_size: match raw.db.pool_size {
+                n @ 1..=1024 => n as usize,
+                n => return Err(verr("db.pool_size", format!("must be 1..=1024, got {n}"))),
+            },
+            timeout: match raw.db.timeout_ms {
+                n @ 1..=600_000 => std::time::Duration::from_millis(n as u64),
+                n => {
+                    return Err(verr(
+                        "db.timeout_ms",
+                        format!("must be 1..=600000 (ms), got {n}"),
+                    ))
+                }
+            },
+        };
         let (modparams, unknown_modules) =
             modparam::validate(&raw.modparam).map_err(|(key, msg)| verr(&key, msg))?;
         crate::modules::htable::validate(&modparams).map_err(|(key, msg)| verr(&key, msg))?;
@@ -291,6 +345,7 @@ impl Config {
             alias,
             workers: raw.workers,
             db_url: raw.db_url,
+            db,
             on_exception: raw.on_exception,
             script: script_cfg,
             rpc_http,
@@ -364,6 +419,33 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("listen[0]"), "{e}");
+    }
+
+    #[test]
+    fn db_settings() {
+        let c = Config::from_str(EMBEDDED_DEFAULT, "<embedded>", Path::new("/x")).unwrap();
+        assert_eq!(c.db.url.unwrap().to_string(), "sqlite:///x/ksrd.db");
+        assert!(!c.db.store_plaintext_password);
+        let c = Config::from_str(
+            "db_url = \"postgres://k:pw@h/kam\"\n[db]\nstore_plaintext_password = true\ntimeout_ms = 500\n",
+            "my.toml",
+            Path::new("."),
+        )
+        .unwrap();
+        assert!(c.db.store_plaintext_password);
+        assert_eq!(c.db.timeout, std::time::Duration::from_millis(500));
+        let e = Config::from_str(
+            "db_url = \"mysql://k:pw@h/kam\"\n",
+            "my.toml",
+            Path::new("."),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("my.toml") && e.contains("db_url"), "{e}");
+        let e = Config::from_str("[db]\npool_size = 0\n", "my.toml", Path::new("."))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("db.pool_size"), "{e}");
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! ksrd: a SIP server with Kamailio-compatible KEMI Python routing.
 
+pub mod cli;
 pub mod config;
 pub mod core;
+pub mod db;
 pub mod modules;
 pub mod rpc;
 pub mod rr;

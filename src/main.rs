@@ -7,23 +7,45 @@ use anyhow::Context;
 use ksrd::config::{Config, EMBEDDED_DEFAULT};
 
 const USAGE: &str = "usage: ksrd [--config FILE] [--check] [--print-stubs] [--version]
+       ksrd [--config FILE] COMMAND ...   (see below)
   --config FILE, -f FILE   configuration (default: ./ksrd.toml, else built-in defaults)
   --check, -c              validate the config and compile the route script, then exit
   --print-stubs            print the KSR Python type stubs generated from the export tables
   --version, -V            print the version";
 
+fn usage() -> String {
+    format!(
+        "{USAGE}\ncommands (on the database of db_url):\n{}",
+        ksrd::cli::USAGE
+    )
+}
+
 struct Opts {
     config: Option<PathBuf>,
     check: bool,
+    /// A subcommand (`db ...`, `subscriber ...`) and its arguments.
+    command: Vec<String>,
 }
 
 fn parse_args() -> Result<Option<Opts>, String> {
     let mut o = Opts {
         config: None,
         check: false,
+        command: Vec::new(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
+        if !o.command.is_empty() {
+            // after the command word: its arguments, except --config/-f which may come anywhere
+            match a.as_str() {
+                "--config" | "-f" => {
+                    o.config = Some(args.next().ok_or("--config needs a file")?.into())
+                }
+                s if s.starts_with("--config=") => o.config = Some(s["--config=".len()..].into()),
+                _ => o.command.push(a),
+            }
+            continue;
+        }
         match a.as_str() {
             "--config" | "-f" => {
                 o.config = Some(args.next().ok_or("--config needs a file")?.into())
@@ -39,11 +61,18 @@ fn parse_args() -> Result<Option<Opts>, String> {
                 return Ok(None);
             }
             "--help" | "-h" => {
-                println!("{USAGE}");
+                println!("{}", usage());
                 return Ok(None);
             }
-            other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
+            s if ksrd::cli::is_subcommand(s) => o.command.push(a),
+            other => return Err(format!("unknown argument {other:?}\n{}", usage())),
         }
+    }
+    if o.check && !o.command.is_empty() {
+        return Err(format!(
+            "--check cannot be combined with a command\n{}",
+            usage()
+        ));
     }
     Ok(Some(o))
 }
@@ -87,6 +116,21 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if !opts.command.is_empty() {
+        // Commands report for themselves; logging stays off unless KSRD_LOG asks for it.
+        init_logging("off");
+        return match ksrd::cli::run(&opts.command, &cfg) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e @ ksrd::cli::CliError::Usage(_)) => {
+                eprintln!("ksrd: {e}\n(ksrd --help lists every command)");
+                ExitCode::from(e.exit_code())
+            }
+            Err(e) => {
+                eprintln!("ksrd: {e}");
+                ExitCode::from(e.exit_code())
+            }
+        };
+    }
     init_logging(&cfg.log_level);
     for m in &cfg.unknown_modules {
         tracing::warn!(module = %m, file = %cfg.file, "ksrd has no module {m:?}; its [modparam.{m}] parameters are ignored");

@@ -20,6 +20,14 @@ pub enum StartError {
     /// The route script failed to load.
     #[error("route script failed to load:\n{0}")]
     Script(String),
+    /// The database could not be opened.
+    #[error("database {url}: {err}")]
+    Db {
+        /// The URL (password hidden).
+        url: String,
+        /// Why.
+        err: crate::db::DbError,
+    },
     /// Anything else.
     #[error("{0}")]
     Other(String),
@@ -42,6 +50,43 @@ pub fn check_script(cfg: &Config) -> Result<(), String> {
     let r = pyo3::Python::attach(|py| host.load(py, false)).map(|_| ());
     crate::script::ctx::clear_current();
     r
+}
+
+/// Open `db_url` and prepare its schema (see [`crate::db::Db::prepare`]). A file that cannot be
+/// opened stops start-up; a PostgreSQL server that is down is logged and retried on use.
+async fn open_db(cfg: &Config) -> Result<Option<crate::db::Db>, StartError> {
+    let Some(url) = &cfg.db.url else {
+        return Ok(None);
+    };
+    let db = crate::db::Db::open(&cfg.db)
+        .await
+        .map_err(|err| StartError::Db {
+            url: url.to_string(),
+            err,
+        })?;
+    match db.prepare().await {
+        Ok(report) => {
+            let created = report.created();
+            if !created.is_empty() {
+                tracing::info!(db = %db.url(), tables = %created.join(", "), "created Kamailio schema tables");
+            }
+            for p in report.problems() {
+                tracing::warn!(db = %db.url(), "{p}");
+            }
+            tracing::info!(db = %db.url(), "database ready");
+        }
+        Err(e) if db.backend() == crate::db::Backend::Sqlite => {
+            return Err(StartError::Db {
+                url: db.url().to_string(),
+                err: e,
+            })
+        }
+        Err(e) if e.is_unavailable() => {
+            // already logged by the pool's health check; calls fail until the server is up
+        }
+        Err(e) => tracing::error!(db = %db.url(), error = %e, "cannot check the database schema"),
+    }
+    Ok(Some(db))
 }
 
 /// Start everything and serve until a termination signal.
@@ -91,6 +136,9 @@ pub fn run(cfg: Config) -> Result<(), StartError> {
     bound.extend(tcp.listen_addr(false));
     let sender = Sender::new(udp_socks.clone(), tcp);
     let core = Arc::new(Core::new(cfg.clone(), sender, &bound));
+    if let Some(db) = rt.block_on(open_db(&cfg))? {
+        let _ = core.db.set(db);
+    }
 
     {
         // Timeouts may run failure routes, so they go to a worker, spread by transaction id.

@@ -43,6 +43,8 @@ pub struct Core {
     pub ul: std::sync::Arc<crate::modules::usrloc::Usrloc>,
     /// Digest authentication state (nonce secret, settings).
     pub auth: crate::modules::auth::AuthState,
+    /// The database (`db_url`), set once at start-up; use [`Core::db`].
+    pub db: std::sync::OnceLock<crate::db::Db>,
     /// Prefix of every to-tag we generate, so ACKs to our replies are recognised.
     tag_prefix: String,
     hasher: std::collections::hash_map::RandomState,
@@ -60,6 +62,7 @@ impl Core {
             ul: Default::default(),
             auth,
             tm,
+            db: std::sync::OnceLock::new(),
             shv,
             htable,
             cfg,
@@ -71,6 +74,11 @@ impl Core {
             tag_prefix: format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..)),
             hasher: Default::default(),
         }
+    }
+
+    /// The database handle, or [`crate::db::DbError::NotConfigured`] when there is no `db_url`.
+    pub fn db(&self) -> Result<&crate::db::Db, crate::db::DbError> {
+        self.db.get().ok_or(crate::db::DbError::NotConfigured)
     }
 
     /// A keyed hash of some byte strings (stable within this process).

@@ -1,6 +1,7 @@
 //! Kamailio-style modules: each owns its state and declares its KEMI exports and parameters once.
 
 pub mod auth;
+pub mod auth_db;
 pub mod corex;
 pub mod hdr;
 pub mod htable;
@@ -33,6 +34,7 @@ pub static EXPORT_TABLES: &[&[Export]] = &[
     pvx::EXPORTS,
     xlog::EXPORTS,
     auth::EXPORTS,
+    auth_db::EXPORTS,
     registrar::EXPORTS,
     crate::tm::kemi::EXPORTS,
     crate::tm::tmx::EXPORTS,
@@ -224,6 +226,21 @@ pub static MODULE_PARAMS: &[ModuleParams] = &[
             ("keepalive_column", Str),
             ("partition_column", Str),
             ("last_modified_column", Str),
+        ],
+    },
+    ModuleParams {
+        module: "auth_db",
+        params: &[
+            ("db_url", Str),
+            ("user_column", Str),
+            ("domain_column", Str),
+            ("password_column", Str),
+            ("password_column_2", Str),
+            ("calculate_ha1", Int),
+            ("use_domain", Int),
+            ("load_credentials", Str),
+            ("version_table", Int),
+            ("force_generate_avps", Int),
         ],
     },
     ModuleParams {

@@ -1,0 +1,596 @@
+//! The PostgreSQL backend: a deadpool-postgres pool of tokio-postgres connections.
+//!
+//! Connections are made lazily and checked when taken from the pool (a connection the server
+//! closed is dropped and replaced), so after an outage the next call reconnects by itself. Each
+//! call is bounded by the configured timeout (waiting for a connection, connecting, and the query).
+
+use std::time::Duration;
+
+use deadpool_postgres::{
+    Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
+};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{NoTls, Row};
+
+use super::schema::{self, Dialect, SchemaReport, TableState};
+use super::sqlite::{upsert_sql, LOC_COLS, UAC_COLS};
+use super::url::PgUrl;
+use super::{
+    guarded, ident, time, Backend, DbConfig, DbError, Health, HtableRow, Location, Storage,
+    Subscriber, UacReg,
+};
+
+/// PostgreSQL storage (see the module doc).
+pub struct PgStorage {
+    pool: Pool,
+    timeout: Duration,
+    health: Health,
+}
+
+type Param<'a> = &'a (dyn ToSql + Sync);
+
+impl PgStorage {
+    /// A pool for `url`; nothing connects until the first call.
+    pub fn new(url: &PgUrl, cfg: &DbConfig) -> Result<PgStorage, DbError> {
+        let mut pc = url.config.clone();
+        pc.connect_timeout(cfg.timeout);
+        if pc.get_application_name().is_none() {
+            pc.application_name("ksrd");
+        }
+        let mgr = Manager::from_config(
+            pc,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(mgr)
+            .max_size(cfg.pool_size.max(1))
+            .wait_timeout(Some(cfg.timeout))
+            .create_timeout(Some(cfg.timeout))
+            .recycle_timeout(Some(cfg.timeout))
+            .runtime(Runtime::Tokio1)
+            .build()
+            .map_err(|e| DbError::Query(format!("cannot build the connection pool: {e}")))?;
+        Ok(PgStorage {
+            pool,
+            timeout: cfg.timeout,
+            health: Health::new(url.redacted.clone()),
+        })
+    }
+
+    async fn client(&self) -> Result<Object, DbError> {
+        self.pool.get().await.map_err(|e| match e {
+            PoolError::Timeout(_) => DbError::Timeout(self.timeout),
+            PoolError::Backend(e) => pg_err(e),
+            PoolError::Closed => DbError::Unavailable("connection pool closed".into()),
+            other => DbError::Unavailable(other.to_string()),
+        })
+    }
+
+    async fn query(&self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Row>, DbError> {
+        guarded(&self.health, self.timeout, async {
+            let c = self.client().await?;
+            let st = c.prepare_cached(sql).await.map_err(pg_err)?;
+            c.query(&st, params).await.map_err(pg_err)
+        })
+        .await
+    }
+
+    async fn execute(&self, sql: &str, params: &[Param<'_>]) -> Result<u64, DbError> {
+        guarded(&self.health, self.timeout, async {
+            let c = self.client().await?;
+            let st = c.prepare_cached(sql).await.map_err(pg_err)?;
+            c.execute(&st, params).await.map_err(pg_err)
+        })
+        .await
+    }
+
+    async fn locations(&self, sql: &str, params: &[Param<'_>]) -> Result<Vec<Location>, DbError> {
+        self.query(sql, params)
+            .await?
+            .iter()
+            .map(location)
+            .collect()
+    }
+}
+
+/// Map a tokio-postgres error: lost connections and refused connects are "unavailable".
+fn pg_err(e: tokio_postgres::Error) -> DbError {
+    if let Some(db) = e.as_db_error() {
+        let code = db.code();
+        return if *code == SqlState::UNIQUE_VIOLATION {
+            DbError::Duplicate(db.message().to_string())
+        } else if *code == SqlState::UNDEFINED_TABLE {
+            let name = db.message().split('"').nth(1).unwrap_or(db.message());
+            DbError::MissingTable(name.to_string())
+        } else if code.code().starts_with("08")
+            || *code == SqlState::ADMIN_SHUTDOWN
+            || *code == SqlState::CRASH_SHUTDOWN
+            || *code == SqlState::CANNOT_CONNECT_NOW
+            || *code == SqlState::TOO_MANY_CONNECTIONS
+        {
+            DbError::Unavailable(db.message().to_string())
+        } else {
+            DbError::Query(format!("{} ({})", db.message(), code.code()))
+        };
+    }
+    let io = std::error::Error::source(&e).is_some_and(|s| s.is::<std::io::Error>());
+    let msg = e.to_string();
+    if e.is_closed() || io || msg.starts_with("error connecting") || msg.starts_with("timeout") {
+        DbError::Unavailable(msg)
+    } else {
+        DbError::Query(msg)
+    }
+}
+
+fn s(r: &Row, i: usize) -> Result<String, DbError> {
+    Ok(so(r, i)?.unwrap_or_default())
+}
+fn so(r: &Row, i: usize) -> Result<Option<String>, DbError> {
+    r.try_get::<_, Option<String>>(i).map_err(|e| bad(r, i, e))
+}
+fn i32o(r: &Row, i: usize) -> Result<Option<i32>, DbError> {
+    r.try_get::<_, Option<i32>>(i).map_err(|e| bad(r, i, e))
+}
+fn int(r: &Row, i: usize) -> Result<i32, DbError> {
+    Ok(i32o(r, i)?.unwrap_or(0))
+}
+fn bad(r: &Row, i: usize, e: tokio_postgres::Error) -> DbError {
+    DbError::BadValue {
+        column: r
+            .columns()
+            .get(i)
+            .map(|c| c.name().to_string())
+            .unwrap_or_default(),
+        msg: e.to_string(),
+    }
+}
+fn ts(r: &Row, i: usize, column: &str) -> Result<i64, DbError> {
+    match so(r, i)? {
+        None => Ok(0),
+        Some(t) => time::from_local_string(&t).ok_or_else(|| DbError::BadValue {
+            column: column.into(),
+            msg: format!("not a timestamp: {t:?}"),
+        }),
+    }
+}
+
+fn subscriber(r: &Row) -> Result<Subscriber, DbError> {
+    Ok(Subscriber {
+        username: s(r, 0)?,
+        domain: s(r, 1)?,
+        password: s(r, 2)?,
+        ha1: s(r, 3)?,
+        ha1b: s(r, 4)?,
+    })
+}
+
+/// The location columns, timestamps as local-time text (how Kamailio's srdb1 reads them).
+fn loc_select() -> String {
+    LOC_COLS
+        .iter()
+        .map(|c| match *c {
+            "expires" | "last_modified" => format!("to_char({c}, 'YYYY-MM-DD HH24:MI:SS')"),
+            _ => c.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn location(r: &Row) -> Result<Location, DbError> {
+    Ok(Location {
+        ruid: s(r, 0)?,
+        username: s(r, 1)?,
+        domain: so(r, 2)?,
+        contact: s(r, 3)?,
+        received: so(r, 4)?,
+        path: so(r, 5)?,
+        expires: ts(r, 6, "expires")?,
+        q: r.try_get::<_, Option<f32>>(7)
+            .map_err(|e| bad(r, 7, e))?
+            .unwrap_or(1.0),
+        callid: s(r, 8)?,
+        cseq: int(r, 9)?,
+        last_modified: ts(r, 10, "last_modified")?,
+        flags: int(r, 11)?,
+        cflags: int(r, 12)?,
+        user_agent: s(r, 13)?,
+        socket: so(r, 14)?,
+        methods: i32o(r, 15)?,
+        instance: so(r, 16)?,
+        reg_id: int(r, 17)?,
+        server_id: int(r, 18)?,
+        connection_id: int(r, 19)?,
+        keepalive: int(r, 20)?,
+        partition: int(r, 21)?,
+    })
+}
+
+async fn cols_of(c: &Object, table: &str) -> Result<Vec<String>, DbError> {
+    let rows = c
+        .query(
+            "SELECT column_name::text FROM information_schema.columns \
+             WHERE table_schema = current_schema() AND table_name = $1",
+            &[&table],
+        )
+        .await
+        .map_err(pg_err)?;
+    rows.iter().map(|r| s(r, 0)).collect()
+}
+
+fn expires_i32(v: i64) -> Result<i32, DbError> {
+    i32::try_from(v).map_err(|_| DbError::BadValue {
+        column: "expires".into(),
+        msg: format!("{v} does not fit the INTEGER column"),
+    })
+}
+
+#[async_trait::async_trait]
+impl Storage for PgStorage {
+    fn backend(&self) -> Backend {
+        Backend::Postgres
+    }
+
+    async fn init_schema(&self, create: bool) -> Result<SchemaReport, DbError> {
+        guarded(&self.health, self.timeout, async {
+            let mut c = self.client().await?;
+            let mut have_version = !cols_of(&c, "version").await?.is_empty();
+            let mut tables = Vec::new();
+            for t in schema::TABLES {
+                let cols = cols_of(&c, t.name).await?;
+                let state = if cols.is_empty() {
+                    if create {
+                        let tx = c.transaction().await.map_err(pg_err)?;
+                        for sql in t.create_sql(Dialect::Postgres) {
+                            tx.batch_execute(&sql).await.map_err(pg_err)?;
+                        }
+                        tx.commit().await.map_err(pg_err)?;
+                        if t.name == "version" {
+                            have_version = true;
+                        }
+                        TableState::Created
+                    } else {
+                        TableState::Missing
+                    }
+                } else {
+                    let v = if have_version {
+                        let rows = c
+                            .query(
+                                "SELECT table_version FROM version WHERE table_name = $1",
+                                &[&t.name],
+                            )
+                            .await
+                            .map_err(pg_err)?;
+                        match rows.first() {
+                            Some(r) => i32o(r, 0)?,
+                            None => None,
+                        }
+                    } else {
+                        None
+                    };
+                    t.check(&cols, v)
+                };
+                tables.push((t.name, state));
+            }
+            Ok(SchemaReport { tables })
+        })
+        .await
+    }
+
+    async fn table_version(&self, table: &str) -> Result<Option<i32>, DbError> {
+        let rows = self
+            .query(
+                "SELECT table_version FROM version WHERE table_name = $1",
+                &[&table],
+            )
+            .await?;
+        match rows.first() {
+            Some(r) => i32o(r, 0),
+            None => Ok(None),
+        }
+    }
+
+    async fn subscriber_get(
+        &self,
+        table: &str,
+        username: &str,
+        domain: Option<&str>,
+    ) -> Result<Option<Subscriber>, DbError> {
+        let t = ident(table)?;
+        let cols = "username, domain, password, ha1, ha1b";
+        let rows = match domain {
+            Some(d) => {
+                let sql =
+                    format!("SELECT {cols} FROM {t} WHERE username = $1 AND domain = $2 LIMIT 1");
+                self.query(&sql, &[&username, &d]).await?
+            }
+            None => {
+                let sql = format!("SELECT {cols} FROM {t} WHERE username = $1 LIMIT 1");
+                self.query(&sql, &[&username]).await?
+            }
+        };
+        rows.first().map(subscriber).transpose()
+    }
+
+    async fn subscriber_add(&self, table: &str, s: &Subscriber) -> Result<(), DbError> {
+        let t = ident(table)?;
+        let sql = format!(
+            "INSERT INTO {t} (username, domain, password, ha1, ha1b) VALUES ($1, $2, $3, $4, $5)"
+        );
+        self.execute(
+            &sql,
+            &[&s.username, &s.domain, &s.password, &s.ha1, &s.ha1b],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn subscriber_update(&self, table: &str, s: &Subscriber) -> Result<bool, DbError> {
+        let t = ident(table)?;
+        let sql = format!(
+            "UPDATE {t} SET password = $3, ha1 = $4, ha1b = $5 WHERE username = $1 AND domain = $2"
+        );
+        self.execute(
+            &sql,
+            &[&s.username, &s.domain, &s.password, &s.ha1, &s.ha1b],
+        )
+        .await
+        .map(|n| n > 0)
+    }
+
+    async fn subscriber_remove(
+        &self,
+        table: &str,
+        username: &str,
+        domain: &str,
+    ) -> Result<bool, DbError> {
+        let t = ident(table)?;
+        let sql = format!("DELETE FROM {t} WHERE username = $1 AND domain = $2");
+        self.execute(&sql, &[&username, &domain])
+            .await
+            .map(|n| n > 0)
+    }
+
+    async fn subscriber_list(&self, table: &str) -> Result<Vec<Subscriber>, DbError> {
+        let t = ident(table)?;
+        let sql = format!(
+            "SELECT username, domain, password, ha1, ha1b FROM {t} ORDER BY domain, username"
+        );
+        self.query(&sql, &[])
+            .await?
+            .iter()
+            .map(subscriber)
+            .collect()
+    }
+
+    async fn select_strings(
+        &self,
+        table: &str,
+        columns: &[&str],
+        filter: &[(&str, &str)],
+    ) -> Result<Vec<Vec<Option<String>>>, DbError> {
+        let t = ident(table)?;
+        let mut cols = Vec::with_capacity(columns.len());
+        for c in columns {
+            cols.push(format!("CAST({} AS TEXT)", ident(c)?));
+        }
+        if cols.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut sql = format!("SELECT {} FROM {t}", cols.join(", "));
+        let mut conds = Vec::with_capacity(filter.len());
+        for (i, (c, _)) in filter.iter().enumerate() {
+            // compared as text, so a filter on a non-text column takes a string like the others
+            conds.push(format!("CAST({} AS TEXT) = ${}", ident(c)?, i + 1));
+        }
+        if !conds.is_empty() {
+            sql.push_str(&format!(" WHERE {}", conds.join(" AND ")));
+        }
+        let vals: Vec<&str> = filter.iter().map(|(_, v)| *v).collect();
+        let params: Vec<Param> = vals.iter().map(|v| v as Param).collect();
+        let rows = self.query(&sql, &params).await?;
+        rows.iter()
+            .map(|r| (0..columns.len()).map(|i| so(r, i)).collect())
+            .collect()
+    }
+
+    async fn location_load(&self, table: &str) -> Result<Vec<Location>, DbError> {
+        let t = ident(table)?;
+        self.locations(&format!("SELECT {} FROM {t}", loc_select()), &[])
+            .await
+    }
+
+    async fn location_get(
+        &self,
+        table: &str,
+        username: &str,
+        domain: Option<&str>,
+    ) -> Result<Vec<Location>, DbError> {
+        let t = ident(table)?;
+        match domain {
+            Some(d) => {
+                let sql = format!(
+                    "SELECT {} FROM {t} WHERE username = $1 AND domain = $2",
+                    loc_select()
+                );
+                self.locations(&sql, &[&username, &d]).await
+            }
+            None => {
+                let sql = format!("SELECT {} FROM {t} WHERE username = $1", loc_select());
+                self.locations(&sql, &[&username]).await
+            }
+        }
+    }
+
+    async fn location_upsert(&self, table: &str, rows: &[Location]) -> Result<(), DbError> {
+        let t = ident(table)?;
+        let sql = upsert_sql(t, |n, c| match c {
+            "expires" | "last_modified" => format!("CAST(CAST(${n} AS TEXT) AS TIMESTAMP)"),
+            _ => format!("${n}"),
+        });
+        guarded(&self.health, self.timeout, async {
+            let mut c = self.client().await?;
+            let tx = c.transaction().await.map_err(pg_err)?;
+            let st = tx.prepare_cached(&sql).await.map_err(pg_err)?;
+            for l in rows {
+                let expires = time::to_local_string(l.expires);
+                let modified = time::to_local_string(l.last_modified);
+                tx.execute(
+                    &st,
+                    &[
+                        &l.ruid,
+                        &l.username,
+                        &l.domain,
+                        &l.contact,
+                        &l.received,
+                        &l.path,
+                        &expires,
+                        &l.q,
+                        &l.callid,
+                        &l.cseq,
+                        &modified,
+                        &l.flags,
+                        &l.cflags,
+                        &l.user_agent,
+                        &l.socket,
+                        &l.methods,
+                        &l.instance,
+                        &l.reg_id,
+                        &l.server_id,
+                        &l.connection_id,
+                        &l.keepalive,
+                        &l.partition,
+                    ],
+                )
+                .await
+                .map_err(pg_err)?;
+            }
+            tx.commit().await.map_err(pg_err)
+        })
+        .await
+    }
+
+    async fn location_remove(&self, table: &str, ruids: &[String]) -> Result<u64, DbError> {
+        let t = ident(table)?;
+        let sql = format!("DELETE FROM {t} WHERE ruid = $1");
+        guarded(&self.health, self.timeout, async {
+            let mut c = self.client().await?;
+            let tx = c.transaction().await.map_err(pg_err)?;
+            let st = tx.prepare_cached(&sql).await.map_err(pg_err)?;
+            let mut n = 0;
+            for r in ruids {
+                n += tx.execute(&st, &[r]).await.map_err(pg_err)?;
+            }
+            tx.commit().await.map_err(pg_err)?;
+            Ok(n)
+        })
+        .await
+    }
+
+    async fn location_remove_aor(
+        &self,
+        table: &str,
+        username: &str,
+        domain: Option<&str>,
+    ) -> Result<u64, DbError> {
+        let t = ident(table)?;
+        match domain {
+            Some(d) => {
+                let sql = format!("DELETE FROM {t} WHERE username = $1 AND domain = $2");
+                self.execute(&sql, &[&username, &d]).await
+            }
+            None => {
+                let sql = format!("DELETE FROM {t} WHERE username = $1");
+                self.execute(&sql, &[&username]).await
+            }
+        }
+    }
+
+    async fn location_remove_expired(&self, table: &str, now: i64) -> Result<u64, DbError> {
+        let t = ident(table)?;
+        let sql = format!(
+            "DELETE FROM {t} WHERE expires < CAST(CAST($1 AS TEXT) AS TIMESTAMP) \
+             AND expires <> CAST(CAST($2 AS TEXT) AS TIMESTAMP)"
+        );
+        let (now, zero) = (time::to_local_string(now), time::to_local_string(0));
+        self.execute(&sql, &[&now, &zero]).await
+    }
+
+    async fn htable_load(&self, table: &str) -> Result<Vec<HtableRow>, DbError> {
+        let t = ident(table)?;
+        let sql = format!(
+            "SELECT key_name, key_type, value_type, key_value, expires FROM {t} ORDER BY id"
+        );
+        self.query(&sql, &[])
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(HtableRow {
+                    key_name: s(r, 0)?,
+                    key_type: int(r, 1)?,
+                    value_type: int(r, 2)?,
+                    key_value: s(r, 3)?,
+                    expires: int(r, 4)? as i64,
+                })
+            })
+            .collect()
+    }
+
+    async fn htable_replace(&self, table: &str, rows: &[HtableRow]) -> Result<(), DbError> {
+        let t = ident(table)?;
+        let del = format!("DELETE FROM {t}");
+        let ins = format!(
+            "INSERT INTO {t} (key_name, key_type, value_type, key_value, expires) VALUES ($1, $2, $3, $4, $5)"
+        );
+        let mut exp = Vec::with_capacity(rows.len());
+        for r in rows {
+            exp.push(expires_i32(r.expires)?);
+        }
+        guarded(&self.health, self.timeout, async {
+            let mut c = self.client().await?;
+            let tx = c.transaction().await.map_err(pg_err)?;
+            tx.batch_execute(&del).await.map_err(pg_err)?;
+            let st = tx.prepare_cached(&ins).await.map_err(pg_err)?;
+            for (r, e) in rows.iter().zip(&exp) {
+                tx.execute(
+                    &st,
+                    &[&r.key_name, &r.key_type, &r.value_type, &r.key_value, e],
+                )
+                .await
+                .map_err(pg_err)?;
+            }
+            tx.commit().await.map_err(pg_err)
+        })
+        .await
+    }
+
+    async fn uacreg_load(&self, table: &str) -> Result<Vec<UacReg>, DbError> {
+        let t = ident(table)?;
+        let sql = format!("SELECT {UAC_COLS} FROM {t}");
+        self.query(&sql, &[])
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(UacReg {
+                    l_uuid: s(r, 0)?,
+                    l_username: s(r, 1)?,
+                    l_domain: s(r, 2)?,
+                    r_username: s(r, 3)?,
+                    r_domain: s(r, 4)?,
+                    realm: s(r, 5)?,
+                    auth_username: s(r, 6)?,
+                    auth_password: s(r, 7)?,
+                    auth_ha1: s(r, 8)?,
+                    auth_proxy: s(r, 9)?,
+                    expires: int(r, 10)?,
+                    flags: int(r, 11)?,
+                    reg_delay: int(r, 12)?,
+                    contact_addr: s(r, 13)?,
+                    socket: s(r, 14)?,
+                })
+            })
+            .collect()
+    }
+}
