@@ -98,6 +98,10 @@ impl Domain {
         let r = f(list);
         if list.is_empty() {
             m.remove(aor);
+        } else if list.capacity() > list.len() {
+            // Most AoRs have one or two phones: a Vec's default growth to 4 would double the
+            // memory of a registration.
+            list.shrink_to_fit();
         }
         r
     }
