@@ -39,6 +39,10 @@ pub struct Core {
     pub htable: crate::modules::htable::Htables,
     /// The transaction layer (tm).
     pub tm: crate::tm::Tm,
+    /// registrar/usrloc settings.
+    pub registrar: std::sync::Arc<crate::modules::registrar::params::RegParams>,
+    /// auth_db settings.
+    pub auth_db: std::sync::Arc<crate::modules::auth_db::Params>,
     /// Registered contacts (usrloc).
     pub ul: std::sync::Arc<crate::modules::usrloc::Usrloc>,
     /// Digest authentication state (nonce secret, settings).
@@ -59,6 +63,12 @@ impl Core {
         let auth = crate::modules::auth::AuthState::from_modparams(&cfg.modparams);
         let htable = crate::modules::htable::Htables::from_params(&cfg.modparams);
         Core {
+            registrar: std::sync::Arc::new(
+                crate::modules::registrar::params::RegParams::from_modparams(&cfg.modparams),
+            ),
+            auth_db: std::sync::Arc::new(crate::modules::auth_db::Params::from_modparams(
+                &cfg.modparams,
+            )),
             ul: Default::default(),
             auth,
             tm,

@@ -10,8 +10,8 @@ use crate::script::ctx::RouteCtx;
 use crate::script::exports::{ex, Args, Export, Ty::*, Val};
 use crate::sip::{Method, Uri};
 
-/// auth_db settings (`[modparam.auth_db]`, Kamailio names and defaults).
-struct Params {
+/// auth_db settings (`[modparam.auth_db]`, Kamailio names and defaults), read once at start-up.
+pub struct Params {
     user_column: String,
     domain_column: String,
     password_column: String,
@@ -23,8 +23,8 @@ struct Params {
 }
 
 impl Params {
-    fn get(core: &Core) -> Params {
-        let p = &core.cfg.modparams;
+    /// Read `[modparam.auth_db]`.
+    pub fn from_modparams(p: &crate::modules::modparam::ModParams) -> Params {
         let s = |n: &str, d: &str| p.get_str("auth_db", n).unwrap_or(d).to_string();
         // `yes`/`no`, 1/0 or a TOML boolean, as kamailio.cfg writes it.
         let calculate_ha1 = p.get_int("auth_db", "calculate_ha1").unwrap_or(0) != 0;
@@ -127,7 +127,7 @@ fn db_auth(
     checks: i64,
 ) -> i64 {
     let core = ctx.core.clone();
-    let p = Params::get(&core);
+    let p = core.auth_db.clone();
     let realm_eff = crate::modules::auth::check::effective_realm_of(ctx, realm);
     let mut extra: Vec<Option<String>> = Vec::new();
     let r = authenticate(ctx, realm, hf, method, checks, |cred| {
@@ -180,7 +180,7 @@ fn proxy_authenticate(ctx: &mut RouteCtx, a: &Args) -> Val {
 }
 fn is_subscriber(ctx: &mut RouteCtx, a: &Args) -> Val {
     let core = ctx.core.clone();
-    let p = Params::get(&core);
+    let p = core.auth_db.clone();
     let Ok(u) = Uri::parse(a.str(0).as_bytes()) else {
         return Val::Int(-1);
     };

@@ -1,5 +1,8 @@
 //! registrar and usrloc parameters (`[modparam.registrar]`, `[modparam.usrloc]`, Kamailio names).
 
+use std::sync::Arc;
+
+use crate::modules::modparam::ModParams;
 use crate::script::ctx::RouteCtx;
 
 /// Settings save() and lookup() need, read from the config.
@@ -35,9 +38,13 @@ pub struct RegParams {
 }
 
 impl RegParams {
-    /// The parameters for this context's config.
-    pub fn get(ctx: &RouteCtx) -> RegParams {
-        let p = &ctx.core.cfg.modparams;
+    /// The parameters of this context's config (read once at start-up, held by `Core`).
+    pub fn get(ctx: &RouteCtx) -> Arc<RegParams> {
+        ctx.core.registrar.clone()
+    }
+
+    /// Read `[modparam.registrar]` and `[modparam.usrloc]`.
+    pub fn from_modparams(p: &ModParams) -> RegParams {
         let int = |m: &str, n: &str, d: i64| p.get_int(m, n).unwrap_or(d);
         RegParams {
             default_expires: int("registrar", "default_expires", 3600),
