@@ -3,9 +3,9 @@
 //! cached credentials mean no database query after a user's first successful authentication
 //! (counted in PostgreSQL's statement log).
 mod common;
+use common::digest::answer;
 use common::pg::PgCluster;
 use common::*;
-use ksrd::modules::auth::digest::{ha1, Alg, Credentials};
 use std::time::Duration;
 
 const REALM: &str = "127.0.0.1";
@@ -30,25 +30,6 @@ fn cli(db_url: &str, dir: &TempDir, args: &[&str]) {
     );
 }
 
-fn answer(www: &str, user: &str, pass: &str, method: &str, uri: &str) -> String {
-    let nonce = www
-        .split("nonce=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap();
-    let c = Credentials {
-        username: user.into(),
-        realm: REALM.into(),
-        nonce: nonce.into(),
-        uri: uri.into(),
-        ..Default::default()
-    };
-    let resp = c.expected_response(Alg::Md5, &ha1(Alg::Md5, user, REALM, pass), method, b"");
-    format!("Digest username=\"{user}\", realm=\"{REALM}\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{resp}\"")
-}
-
 fn register(k: &Ksrd, p: &SipPeer, user: &str) -> Req {
     Req::new("REGISTER", &format!("sip:{REALM}:{}", k.port), p.addr())
         .set("From", &format!("<sip:{user}@{REALM}>;tag=x"))
@@ -67,7 +48,10 @@ fn attempt(k: &Ksrd, p: &SipPeer, user: &str, pass: &str) -> Option<u16> {
     let www = ch.header("www-authenticate").unwrap().to_string();
     let uri = format!("sip:{REALM}:{}", k.port);
     let r = r
-        .set("Authorization", &answer(&www, user, pass, "REGISTER", &uri))
+        .set(
+            "Authorization",
+            &answer(&www, user, pass, "REGISTER", &uri, None),
+        )
         .next_transaction(2);
     p.send_to(&r.build(), k.sip_addr());
     p.recv_final(REPLY_TIMEOUT).map(|m| m.code)
@@ -173,7 +157,7 @@ fn cached_credentials_spare_the_database() {
     let inv = inv
         .set(
             "Proxy-Authorization",
-            &answer(&pa, "alice", "secret", "INVITE", &uri),
+            &answer(&pa, "alice", "secret", "INVITE", &uri, None),
         )
         .next_transaction(2);
     phone.send_to(&inv.build(), k.sip_addr());

@@ -3,9 +3,9 @@
 //! digest → 200, wrong password → 401 again, unknown user → 401; then a call to the registered
 //! user reaches the phone that registered.
 mod common;
+use common::digest::answer;
 use common::pg::PgCluster;
 use common::*;
-use ksrd::modules::auth::digest::{ha1, Alg, Credentials};
 use std::process::Stdio;
 
 const REALM: &str = "127.0.0.1";
@@ -28,31 +28,6 @@ fn add_subscriber(db_url: &str, dir: &TempDir, user: &str, pass: &str) {
     );
 }
 
-fn challenge_nonce(www: &str) -> String {
-    www.split("nonce=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_string()
-}
-
-fn digest(www: &str, user: &str, pass: &str, method: &str, uri: &str) -> String {
-    let c = Credentials {
-        username: user.into(),
-        realm: REALM.into(),
-        nonce: challenge_nonce(www),
-        uri: uri.into(),
-        ..Default::default()
-    };
-    let resp = c.expected_response(Alg::Md5, &ha1(Alg::Md5, user, REALM, pass), method, b"");
-    format!(
-        "Digest username=\"{user}\", realm=\"{REALM}\", nonce=\"{}\", uri=\"{uri}\", response=\"{resp}\"",
-        c.nonce
-    )
-}
-
 fn register_and_call(db_url: &str, dir: &TempDir) {
     add_subscriber(db_url, dir, "alice", "secret");
     let k = Ksrd::start_with_route_file("routes/registrar.py", &format!("db_url = \"{db_url}\"\n"));
@@ -71,7 +46,7 @@ fn register_and_call(db_url: &str, dir: &TempDir) {
         .clone()
         .set(
             "Authorization",
-            &digest(&www, "alice", "nope", "REGISTER", &uri),
+            &answer(&www, "alice", "nope", "REGISTER", &uri, None),
         )
         .next_transaction(2);
     phone.send_to(&bad.build(), k.sip_addr());
@@ -81,7 +56,7 @@ fn register_and_call(db_url: &str, dir: &TempDir) {
         .clone()
         .set(
             "Authorization",
-            &digest(&www, "alice", "secret", "REGISTER", &uri),
+            &answer(&www, "alice", "secret", "REGISTER", &uri, None),
         )
         .next_transaction(3);
     phone.send_to(&good.build(), k.sip_addr());
@@ -98,7 +73,7 @@ fn register_and_call(db_url: &str, dir: &TempDir) {
         .set("To", &format!("<sip:mallory@{REALM}>"))
         .set(
             "Authorization",
-            &digest(&www, "mallory", "x", "REGISTER", &uri),
+            &answer(&www, "mallory", "x", "REGISTER", &uri, None),
         );
     phone.send_to(&mallory.build(), k.sip_addr());
     assert_eq!(phone.recv_final(REPLY_TIMEOUT).unwrap().code, 401);
