@@ -51,7 +51,7 @@ fn main() {
             ruid: format!("uloc-{t:x}-{i:x}"),
             last_modified: t,
         };
-        d.update(&aor, |l| l.push(c));
+        d.update(&aor, |l| l.push(c)).expect("memory-only usrloc");
     }
     let after = rss_kib();
     println!(

@@ -335,6 +335,8 @@ impl Config {
         let (modparams, unknown_modules) =
             modparam::validate(&raw.modparam).map_err(|(key, msg)| verr(&key, msg))?;
         crate::modules::htable::validate(&modparams).map_err(|(key, msg)| verr(&key, msg))?;
+        crate::modules::usrloc::validate(&modparams, db.url.is_some())
+            .map_err(|(key, msg)| verr(&key, msg))?;
         let mut script_cfg = script;
         if let Some(load) = modparams.get_str("app_python3", "load") {
             script_cfg.file = abs(Path::new(load));

@@ -54,6 +54,26 @@ pub fn check_script(cfg: &Config) -> Result<(), String> {
 
 /// Open `db_url` and prepare its schema (see [`crate::db::Db::prepare`]). A file that cannot be
 /// opened stops start-up; a PostgreSQL server that is down is logged and retried on use.
+/// Give usrloc its database (`db_mode` 1 to 4) and load the `preload` tables (`location` when
+/// none is named) before any worker runs.
+fn attach_usrloc(core: &Arc<Core>, cfg: &Config) {
+    use crate::modules::usrloc::{DbMode, Persist};
+    let p = &cfg.modparams;
+    let mode = DbMode::from_param(p.get_int("usrloc", "db_mode").unwrap_or(0));
+    let (Some(mode), Some(db)) = (mode.filter(|m| *m != DbMode::NoDb), core.db.get()) else {
+        return;
+    };
+    core.ul
+        .attach(Persist::new(db.clone(), mode, core.registrar.use_domain));
+    let mut tables = p.get_list("usrloc", "preload");
+    if tables.is_empty() {
+        tables.push("location".into());
+    }
+    for t in tables {
+        core.ul.domain(&t);
+    }
+}
+
 async fn open_db(cfg: &Config) -> Result<Option<crate::db::Db>, StartError> {
     let Some(url) = &cfg.db.url else {
         return Ok(None);
@@ -148,6 +168,7 @@ pub fn run(cfg: Config) -> Result<(), StartError> {
         }));
         crate::tm::timers::start(core.clone()).map_err(|e| StartError::Other(e.to_string()))?;
     }
+    attach_usrloc(&core, &cfg);
     core.htable.load_all();
     core.htable
         .start_timer()
@@ -234,6 +255,7 @@ pub fn run(cfg: Config) -> Result<(), StartError> {
     });
     tracing::info!("shutting down");
     core.htable.save_all();
+    core.ul.flush();
     if let Some(p) = sock_path {
         let _ = std::fs::remove_file(p);
     }

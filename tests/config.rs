@@ -300,3 +300,25 @@ class kamailio:
     let r = k.options();
     assert_eq!((r.code, r.reason.as_str()), (200, "def hello-define"));
 }
+
+#[test]
+fn usrloc_db_mode_out_of_range() {
+    let (_d, cfg) = setup(
+        "ul-mode.toml",
+        DEFAULT_TEST_ROUTE,
+        "[modparam.usrloc]\ndb_mode = 7\n",
+    );
+    assert_names(&ksrd_check(&cfg), &cfg, "modparam.usrloc.db_mode");
+}
+
+#[test]
+fn usrloc_db_mode_without_a_database() {
+    let (_d, cfg) = setup(
+        "ul-nodb.toml",
+        DEFAULT_TEST_ROUTE,
+        "db_url = \"\"\n[modparam.usrloc]\ndb_mode = 1\n",
+    );
+    let o = ksrd_check(&cfg);
+    assert_names(&o, &cfg, "modparam.usrloc.db_mode");
+    assert!(text(&o).contains("db_url"), "{}", text(&o));
+}

@@ -261,34 +261,8 @@ fn expected_versions() -> Vec<(String, i64)> {
         .collect()
 }
 
-/// The PostgreSQL cluster shared by the tests of this file (the recovery test has its own). It
-/// is started from a thread that never ends, so its death signal fires only when the test process
-/// exits (see tests/common/pg.rs).
-fn shared_pg() -> &'static PgCluster {
-    static PG: OnceLock<&'static PgCluster> = OnceLock::new();
-    PG.get_or_init(|| {
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let pg: &'static PgCluster = Box::leak(Box::new(PgCluster::start()));
-            tx.send(pg).unwrap();
-            loop {
-                std::thread::park();
-            }
-        });
-        rx.recv().expect("PostgreSQL cluster failed to start")
-    })
-}
-
-/// A fresh database in the shared cluster.
 fn pg_db(tag: &str) -> (&'static PgCluster, String) {
-    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let pg = shared_pg();
-    let name = format!(
-        "{tag}_{}",
-        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    );
-    pg.create_db(&name);
-    (pg, name)
+    common::pg::shared_db(tag)
 }
 
 // ------------------------------------------------------------------------------------------------

@@ -463,7 +463,7 @@ impl Db {
 }
 
 /// True when this thread holds the GIL (so it must be released before blocking).
-fn holds_gil() -> bool {
+pub(crate) fn holds_gil() -> bool {
     // SAFETY: both calls are valid at any time, from any thread, initialised interpreter or not
     // (Py_IsInitialized is checked first because PyGILState_Check needs a runtime).
     unsafe { pyo3::ffi::Py_IsInitialized() != 0 && pyo3::ffi::PyGILState_Check() == 1 }

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::Value;
@@ -111,6 +112,33 @@ impl Registry {
         f: impl Fn(Params) -> RpcResult + Send + Sync + 'static,
     ) {
         self.insert(name, doc, Handler::Sync(Box::new(f)));
+    }
+
+    /// Register a handler that may block (e.g. on the database through `Db::wait`): it runs on a
+    /// plain thread of its own, outside the async runtime.
+    pub fn register_blocking(
+        &mut self,
+        name: &'static str,
+        doc: &'static str,
+        f: impl Fn(Params) -> RpcResult + Send + Sync + 'static,
+    ) {
+        let f = Arc::new(f);
+        self.register_async(name, doc, move |p| {
+            let f = f.clone();
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let spawned = std::thread::Builder::new()
+                .name("ksrd-rpc".into())
+                .spawn(move || {
+                    let _ = tx.send(f(p));
+                });
+            Box::pin(async move {
+                if spawned.is_err() {
+                    return Err(RpcError::internal("cannot start a thread"));
+                }
+                rx.await
+                    .unwrap_or_else(|_| Err(RpcError::internal("handler failed")))
+            })
+        });
     }
 
     /// Register a handler whose future runs in its own tokio task.

@@ -972,6 +972,24 @@ impl Ksrd {
     }
 }
 
+impl Ksrd {
+    /// Stop ksrd as an operator does (SIGTERM) and wait for it to exit (panics after 20 s);
+    /// its exit code.
+    pub fn terminate(&mut self) -> Option<i32> {
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let end = Instant::now() + Duration::from_secs(20);
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(st)) => return st.code(),
+                Ok(None) if Instant::now() < end => std::thread::sleep(Duration::from_millis(10)),
+                r => panic!("ksrd did not stop on SIGTERM: {r:?}\n{}", self.log_tail(30)),
+            }
+        }
+    }
+}
+
 impl Drop for Ksrd {
     fn drop(&mut self) {
         if std::thread::panicking() {
@@ -980,6 +998,10 @@ impl Drop for Ksrd {
                 self.log_path.display(),
                 self.log_tail(60)
             );
+        }
+        if matches!(self.child.try_wait(), Ok(Some(_))) {
+            // Already reaped (terminate): its pid may belong to another process by now.
+            return;
         }
         unsafe {
             libc::kill(self.child.id() as i32, libc::SIGTERM);

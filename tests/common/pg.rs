@@ -12,7 +12,7 @@ use std::fs;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use super::{free_tcp_port, TempDir};
@@ -315,4 +315,34 @@ impl Drop for PgCluster {
             let _ = c.wait();
         }
     }
+}
+
+/// A cluster shared by the tests of one test binary (tests that stop their server need their
+/// own). It is started from a thread that never ends, so its death signal fires only when the
+/// test process exits.
+pub fn shared() -> &'static PgCluster {
+    static PG: OnceLock<&'static PgCluster> = OnceLock::new();
+    PG.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let pg: &'static PgCluster = Box::leak(Box::new(PgCluster::start()));
+            tx.send(pg).unwrap();
+            loop {
+                std::thread::park();
+            }
+        });
+        rx.recv().expect("PostgreSQL cluster failed to start")
+    })
+}
+
+/// A fresh database `TAG_N` in the shared cluster.
+pub fn shared_db(tag: &str) -> (&'static PgCluster, String) {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let pg = shared();
+    let name = format!(
+        "{tag}_{}",
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    pg.create_db(&name);
+    (pg, name)
 }

@@ -26,7 +26,13 @@ pub fn lookup(ctx: &mut RouteCtx, table: &str, uri: Option<&str>, to_dset: bool)
         return -1;
     };
     let method = m.method();
-    let contacts = d.get(&aor);
+    let contacts = match d.get(&aor) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("registrar.lookup: {e}");
+            return -3;
+        }
+    };
     if contacts.is_empty() {
         return -1;
     }

@@ -105,7 +105,7 @@ fn registered_impl(ctx: &mut RouteCtx, table: &str, uri: Option<&str>) -> i64 {
         .core
         .ul
         .find(table)
-        .is_some_and(|d| !d.get(&aor).is_empty());
+        .is_some_and(|d| d.get(&aor).is_ok_and(|c| !c.is_empty()));
     if found {
         1
     } else {
@@ -128,17 +128,20 @@ fn unregister_impl(ctx: &mut RouteCtx, table: &str, uri: &str, ruid: Option<&str
         return -1;
     };
     match ruid {
-        None => {
-            d.remove(&aor);
-            1
-        }
+        None => match d.remove(&aor) {
+            Ok(_) => 1,
+            Err(e) => {
+                tracing::error!("registrar.unregister: {e}");
+                -1
+            }
+        },
         Some(r) => {
             let gone = d.update(&aor, |l| {
                 let n = l.len();
                 l.retain(|c| c.ruid != r);
                 n != l.len()
             });
-            if gone {
+            if gone.unwrap_or(false) {
                 1
             } else {
                 -1

@@ -120,6 +120,17 @@ fn path_of(m: Option<&SipMsg>) -> Option<String> {
     (!v.is_empty()).then(|| v.join(","))
 }
 
+/// usrloc could not read or write the binding (database trouble): 500, as Kamailio answers.
+fn ul_failed(e: crate::modules::usrloc::UlError) -> RegError {
+    tracing::error!("registrar: {e}");
+    RegError {
+        code: 500,
+        reason: "Server Internal Error",
+        info: "Error while updating contact",
+        extra: String::new(),
+    }
+}
+
 /// Apply the REGISTER to the AoR; the bindings afterwards for the reply.
 fn process(
     ctx: &mut RouteCtx,
@@ -152,10 +163,12 @@ fn process(
             if expires_hdr != Some(0) {
                 return Err(bad("Invalid expires for star contact"));
             }
-            domain.update(aor, |l| l.clear());
+            domain.update(aor, |l| l.clear()).map_err(ul_failed)?;
             return Ok((Did::Deleted, Vec::new()));
         }
-        Contacts::List(l) if l.is_empty() => return Ok((Did::Fetched, domain.get(aor))),
+        Contacts::List(l) if l.is_empty() => {
+            return Ok((Did::Fetched, domain.get(aor).map_err(ul_failed)?))
+        }
         Contacts::List(l) => l,
     };
     let user_agent = m
@@ -232,7 +245,7 @@ fn process(
         ));
     }
     let max_contacts = p.max_contacts;
-    let result = domain.update(aor, |l| {
+    let result = domain.update(aor, |l| -> Result<Did, ()> {
         let backup = (max_contacts > 0).then(|| l.clone());
         let mut did = Did::Updated;
         let mut any_insert = false;
@@ -306,8 +319,8 @@ fn process(
         }
         Ok(did)
     });
-    match result {
-        Ok(did) => Ok((did, domain.get(aor))),
+    match result.map_err(ul_failed)? {
+        Ok(did) => Ok((did, domain.get(aor).map_err(ul_failed)?)),
         Err(()) => Err(RegError {
             code: 503,
             reason: "Service Unavailable",

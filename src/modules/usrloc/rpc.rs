@@ -5,13 +5,18 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
-use super::{now, Contact, Usrloc};
+use super::{now, Contact, UlError, Usrloc};
 use crate::rpc::{Registry, RpcError};
+
+fn db_fault(e: UlError) -> RpcError {
+    tracing::error!("{e}");
+    RpcError::new(500, "Operation failed")
+}
 
 fn contact_json(c: &Contact, t: i64) -> Value {
     json!({"Contact": {
         "Address": c.uri,
-        "Expires": c.left(t),
+        "Expires": if c.expires == 0 { json!("permanent") } else { json!(c.left(t)) },
         "Q": if c.q < 0 { -1.0 } else { c.q as f64 / 1000.0 },
         "Call-ID": c.callid,
         "CSeq": c.cseq,
@@ -46,7 +51,7 @@ fn str_param(p: &[Value], i: usize, what: &str) -> Result<String, RpcError> {
 /// Register the ul.* commands.
 pub fn register(reg: &mut Registry, ul: Arc<Usrloc>) {
     let u = ul.clone();
-    reg.register_sync("ul.dump", "Dump every usrloc domain", move |_| {
+    reg.register_blocking("ul.dump", "Dump every usrloc domain", move |_| {
         let t = now();
         let domains: Vec<Value> = u
             .domains()
@@ -54,6 +59,10 @@ pub fn register(reg: &mut Registry, ul: Arc<Usrloc>) {
             .map(|d| {
                 let aors: Vec<Value> = d
                     .all()
+                    .unwrap_or_else(|e| {
+                        tracing::error!(table = %d.name, "ul.dump: {e}");
+                        Vec::new()
+                    })
                     .iter()
                     .map(|(aor, cs)| {
                         json!({"Info": {
@@ -75,13 +84,13 @@ pub fn register(reg: &mut Registry, ul: Arc<Usrloc>) {
         Ok(json!({ "Domains": domains }))
     });
     let u = ul.clone();
-    reg.register_sync("ul.lookup", "Contacts of an AoR: table, aor", move |p| {
+    reg.register_blocking("ul.lookup", "Contacts of an AoR: table, aor", move |p| {
         let table = str_param(&p, 0, "table")?;
         let aor = str_param(&p, 1, "AOR")?;
         let d = u
             .find(&table)
             .ok_or_else(|| RpcError::new(500, "Domain table not found"))?;
-        let cs = d.get(&aor);
+        let cs = d.get(&aor).map_err(db_fault)?;
         if cs.is_empty() {
             return Err(RpcError::new(500, "AOR not found in location table"));
         }
@@ -89,19 +98,19 @@ pub fn register(reg: &mut Registry, ul: Arc<Usrloc>) {
         Ok(json!({"AoR": aor, "Contacts": cs.iter().map(|c| contact_json(c, t)).collect::<Vec<_>>()}))
     });
     let u = ul.clone();
-    reg.register_sync("ul.rm", "Remove an AoR: table, aor", move |p| {
+    reg.register_blocking("ul.rm", "Remove an AoR: table, aor", move |p| {
         let table = str_param(&p, 0, "table")?;
         let aor = str_param(&p, 1, "AOR")?;
         let d = u
             .find(&table)
             .ok_or_else(|| RpcError::new(500, "Domain table not found"))?;
-        if !d.remove(&aor) {
+        if !d.remove(&aor).map_err(db_fault)? {
             return Err(RpcError::new(404, "AOR not found"));
         }
         Ok(json!({}))
     });
     let u = ul.clone();
-    reg.register_sync(
+    reg.register_blocking(
         "ul.rm_contact",
         "Remove one contact: table, aor, contact",
         move |p| {
@@ -111,11 +120,13 @@ pub fn register(reg: &mut Registry, ul: Arc<Usrloc>) {
             let d = u
                 .find(&table)
                 .ok_or_else(|| RpcError::new(500, "Domain table not found"))?;
-            let removed = d.update(&aor, |l| {
-                let before = l.len();
-                l.retain(|c| c.uri != contact);
-                before != l.len()
-            });
+            let removed = d
+                .update(&aor, |l| {
+                    let before = l.len();
+                    l.retain(|c| c.uri != contact);
+                    before != l.len()
+                })
+                .map_err(db_fault)?;
             if !removed {
                 return Err(RpcError::new(404, "Contact not found"));
             }
@@ -123,7 +134,7 @@ pub fn register(reg: &mut Registry, ul: Arc<Usrloc>) {
         },
     );
     let u = ul.clone();
-    reg.register_sync(
+    reg.register_blocking(
         "ul.add",
         "Add a contact: table, aor, contact, expires, q, path, flags, cflags, methods",
         move |p| {
@@ -148,11 +159,8 @@ pub fn register(reg: &mut Registry, ul: Arc<Usrloc>) {
             let t = now();
             let c = Contact {
                 uri: contact.clone(),
-                expires: if num(3) == 0 {
-                    t + 10 * 365 * 86400
-                } else {
-                    t + num(3)
-                },
+                // 0 is a permanent binding (usrloc ul_rpc.c).
+                expires: if num(3) == 0 { 0 } else { t + num(3) },
                 q: if q < 0.0 {
                     -1
                 } else {
@@ -174,18 +182,27 @@ pub fn register(reg: &mut Registry, ul: Arc<Usrloc>) {
                 ruid: format!("uloc-{:x}-{:x}", t, fastrand::u32(..)),
                 last_modified: t,
             };
-            u.domain(&table).update(&aor, |l| {
-                l.retain(|x| x.uri != contact);
-                l.push(c);
-            });
+            u.domain(&table)
+                .update(&aor, |l| {
+                    l.retain(|x| x.uri != contact);
+                    l.push(c);
+                })
+                .map_err(db_fault)?;
             Ok(json!({}))
         },
     );
     let u = ul;
-    reg.register_sync("ul.flush", "Remove expired contacts now", move |_| {
-        u.sweep();
-        Ok(json!({}))
-    });
+    reg.register_blocking(
+        "ul.flush",
+        "Write the usrloc cache to the database and remove expired contacts",
+        move |_| {
+            for d in u.domains() {
+                d.flush().map_err(db_fault)?;
+            }
+            u.sweep();
+            Ok(json!({}))
+        },
+    );
 }
 
 /// Kamailio's `HashID` is its core hash of the AoR; any stable 32-bit hash serves.
