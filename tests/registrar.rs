@@ -1,6 +1,7 @@
-//! registrar + usrloc (memory, db_mode 0) against the real ksrd: REGISTER with several contacts
+//! registrar + usrloc against the real ksrd: REGISTER with several contacts
 //! and q-values, refresh and Call-ID/CSeq ordering, removal (expires=0, `Contact: *`), 423 for a
 //! too short interval, max_contacts, lookup into the R-URI and branches, and the ul.* RPC shapes.
+//! Every scenario runs on three stores: memory, SQLite write-through, PostgreSQL DB-only.
 mod common;
 use common::*;
 use std::time::Duration;
@@ -12,6 +13,22 @@ def mod_init():
 
 class kamailio:
     def ksr_request_route(self, msg):
+        if KSR.is_OPTIONS() and KSR.pv.get("$rU") == "fetch":
+            rc = KSR.registrar.reg_fetch_contacts("location", KSR.pv.get("$hdr(X-AoR)"), "p")
+            out = [("Rc", rc)]
+            for n in ("count", "aor", "(ulc(p=>addr)[0])", "(ulc(p=>addr)[1])",
+                      "(ulc(p=>q)[0])", "(ulc(p=>expires)[0])", "(ulc(p=>callid)[1])",
+                      "(ulc(p=>addr)[5])"):
+                pv = "$" + n if n.startswith("(") else "$ulc(p=>" + n + ")"
+                out.append((n, KSR.pv.get(pv)))
+            out.append(("rget", KSR.registrar.reg_ulc_rget("p", "count")))
+            out.append(("cget", KSR.registrar.reg_ulc_cget("p", "addr", 1)))
+            KSR.registrar.reg_free_contacts("p")
+            out.append(("freed", KSR.pv.get("$ulc(p=>count)")))
+            for i, (n, v) in enumerate(out):
+                KSR.hdr.append_to_reply("X-%d: %s=%r\r\n" % (i, n, v))
+            KSR.sl.send_reply(200, "Fetched")
+            return 1
         if KSR.is_REGISTER():
             KSR.info("save rc=%d\n" % KSR.registrar.save("location", 0))
             return 1
@@ -27,8 +44,36 @@ class kamailio:
         return 1
 "#;
 
-fn start(extra: &str) -> Ksrd {
-    Ksrd::start(ROUTE, extra)
+/// Where usrloc keeps the bindings: every test runs on each.
+#[derive(Clone, Copy)]
+enum Store {
+    /// db_mode 0.
+    Memory,
+    /// db_mode 1 on the harness's SQLite file.
+    SqliteWriteThrough,
+    /// db_mode 3 on a fresh PostgreSQL database.
+    PostgresDbOnly,
+}
+
+fn start(store: Store, extra: &str) -> Ksrd {
+    let (top, mode) = match store {
+        Store::Memory => (String::new(), 0),
+        Store::SqliteWriteThrough => (String::new(), 1),
+        Store::PostgresDbOnly => {
+            let (pg, name) = common::pg::shared_db("registrar");
+            let url = pg.url(&name);
+            db_init(&url);
+            (format!("db_url = \"{url}\"\n"), 3)
+        }
+    };
+    let extra = match extra.find("[modparam.usrloc]\n") {
+        Some(i) => {
+            let at = i + "[modparam.usrloc]\n".len();
+            format!("{}db_mode = {mode}\n{}", &extra[..at], &extra[at..])
+        }
+        None => format!("{extra}\n[modparam.usrloc]\ndb_mode = {mode}\n"),
+    };
+    Ksrd::start(ROUTE, &format!("{top}{extra}"))
 }
 
 fn register(k: &Ksrd, c: &UdpClient, user: &str, contacts: &[&str]) -> Req {
@@ -61,9 +106,8 @@ fn bindings(m: &SipMsg) -> Vec<(String, u64)> {
         .collect()
 }
 
-#[test]
-fn register_two_contacts_then_refresh_remove_and_star() {
-    let k = start("");
+fn register_two_contacts_then_refresh_remove_and_star(store: Store) {
+    let k = start(store, "");
     let c = k.udp();
     let r = register(
         &k,
@@ -117,9 +161,8 @@ fn register_two_contacts_then_refresh_remove_and_star() {
     );
 }
 
-#[test]
-fn too_short_interval_gets_423_with_min_expires() {
-    let k = start("[modparam.registrar]\nmin_expires = 60\n");
+fn too_short_interval_gets_423_with_min_expires(store: Store) {
+    let k = start(store, "[modparam.registrar]\nmin_expires = 60\n");
     let c = k.udp();
     let r = register(&k, &c, "bob", &["<sip:bob@192.0.2.9>"]).set("Expires", "10");
     let m = c.request(&r.build());
@@ -131,7 +174,10 @@ fn too_short_interval_gets_423_with_min_expires() {
     );
     assert_eq!(m.header("min-expires"), Some("60"));
     // Kamailio's own behaviour on request: raise the interval instead.
-    let k2 = start("[modparam.registrar]\nmin_expires = 60\nmin_expires_mode = 0\n");
+    let k2 = start(
+        store,
+        "[modparam.registrar]\nmin_expires = 60\nmin_expires_mode = 0\n",
+    );
     let c2 = k2.udp();
     let m = c2.request(
         &register(&k2, &c2, "bob", &["<sip:bob@192.0.2.9>"])
@@ -142,9 +188,8 @@ fn too_short_interval_gets_423_with_min_expires() {
     assert_eq!(bindings(&m)[0].1, 60, "{}", m.text());
 }
 
-#[test]
-fn max_contacts_refuses_one_more_and_keeps_the_others() {
-    let k = start("[modparam.registrar]\nmax_contacts = 1\n");
+fn max_contacts_refuses_one_more_and_keeps_the_others(store: Store) {
+    let k = start(store, "[modparam.registrar]\nmax_contacts = 1\n");
     let c = k.udp();
     assert_eq!(
         c.request(&register(&k, &c, "carol", &["<sip:carol@192.0.2.1>"]).build())
@@ -165,10 +210,9 @@ fn max_contacts_refuses_one_more_and_keeps_the_others() {
     );
 }
 
-#[test]
-fn lookup_forks_to_every_contact_and_unknown_users_get_404() {
+fn lookup_forks_to_every_contact_and_unknown_users_get_404(store: Store) {
     let (p1, p2) = (SipPeer::new(), SipPeer::new());
-    let k = start("");
+    let k = start(store, "");
     let c = k.udp();
     let r = register(
         &k,
@@ -212,9 +256,11 @@ fn lookup_forks_to_every_contact_and_unknown_users_get_404() {
     assert_eq!(m.code, 404);
 }
 
-#[test]
-fn expired_bindings_disappear_and_ul_rpc_adds_and_removes() {
-    let k = start("[modparam.registrar]\nmin_expires = 0\n[modparam.usrloc]\ntimer_interval = 1\n");
+fn expired_bindings_disappear_and_ul_rpc_adds_and_removes(store: Store) {
+    let k = start(
+        store,
+        "[modparam.registrar]\nmin_expires = 0\n[modparam.usrloc]\ntimer_interval = 1\n",
+    );
     let c = k.udp();
     let r = register(&k, &c, "erin", &["<sip:erin@192.0.2.5>"]).set("Expires", "1");
     assert_eq!(c.request(&r.build()).code, 200);
@@ -254,3 +300,85 @@ fn expired_bindings_disappear_and_ul_rpc_adds_and_removes() {
     );
     assert!(k.rpc("ul.lookup", json!(["location", "frank"]))["error"].is_object());
 }
+
+/// `reg_fetch_contacts` + `$ulc` (registrar/regpv.c): the bindings of an AoR, q-ordered, read
+/// attribute by attribute; nothing after `reg_free_contacts`; `-1` and $null for an unknown AoR.
+fn fetched_contacts_read_through_ulc(store: Store) {
+    let k = start(store, "");
+    let c = k.udp();
+    let r = register(
+        &k,
+        &c,
+        "alice",
+        &["<sip:alice@192.0.2.1>;q=0.5", "<sip:alice@192.0.2.2>;q=1"],
+    )
+    .set("Expires", "600");
+    assert_eq!(c.request(&r.build()).code, 200);
+    let fetch = |aor: &str| {
+        let m = c.request(
+            &Req::new(
+                "OPTIONS",
+                &format!("sip:fetch@127.0.0.1:{}", k.port),
+                c.addr(),
+            )
+            .set("X-AoR", aor)
+            .build(),
+        );
+        assert_eq!(m.code, 200, "{}", m.text());
+        (0..20)
+            .map_while(|i| m.header(&format!("x-{i}")).map(str::to_string))
+            .collect::<Vec<_>>()
+    };
+    let got = fetch("sip:alice@127.0.0.1");
+    let expires: i64 = got[6]
+        .strip_prefix("(ulc(p=>expires)[0])=")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{got:?}"));
+    let left = expires - ksrd::modules::usrloc::now();
+    assert!((590..=600).contains(&left), "absolute expiry: {got:?}");
+    let callid = r.get("Call-ID").unwrap();
+    assert_eq!(
+        got,
+        [
+            "Rc=1".to_string(),
+            "count=2".into(),
+            "aor='alice'".into(),
+            "(ulc(p=>addr)[0])='sip:alice@192.0.2.2'".into(),
+            "(ulc(p=>addr)[1])='sip:alice@192.0.2.1'".into(),
+            "(ulc(p=>q)[0])=1000".into(),
+            got[6].clone(),
+            format!("(ulc(p=>callid)[1])='{callid}'"),
+            "(ulc(p=>addr)[5])=None".into(),
+            "rget=2".into(),
+            "cget='sip:alice@192.0.2.1'".into(),
+            "freed=None".into(),
+        ]
+    );
+    let none = fetch("sip:nobody@127.0.0.1");
+    assert_eq!(&none[..3], ["Rc=-1", "count=None", "aor=None"], "{none:?}");
+    assert_eq!(none[9], "rget=0", "{none:?}");
+}
+
+/// Each scenario as a test per store.
+macro_rules! on_every_store {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $( #[test] fn $name() { super::$name(super::Store::Memory) } )*
+        }
+        mod sqlite_write_through {
+            $( #[test] fn $name() { super::$name(super::Store::SqliteWriteThrough) } )*
+        }
+        mod postgres_db_only {
+            $( #[test] fn $name() { super::$name(super::Store::PostgresDbOnly) } )*
+        }
+    };
+}
+
+on_every_store!(
+    register_two_contacts_then_refresh_remove_and_star,
+    too_short_interval_gets_423_with_min_expires,
+    max_contacts_refuses_one_more_and_keeps_the_others,
+    lookup_forks_to_every_contact_and_unknown_users_get_404,
+    expired_bindings_disappear_and_ul_rpc_adds_and_removes,
+    fetched_contacts_read_through_ulc,
+);

@@ -107,23 +107,6 @@ fn registrar_route_with_postgresql_subscribers() {
     pg.create_db("ksrd_reg");
     let dir = TempDir::new("reg-pg");
     let url = pg.url("ksrd_reg");
-    add_init(&url, &dir);
+    db_init(&url);
     register_and_call(&url, &dir);
-}
-
-/// PostgreSQL schemas are made with `ksrd db init` (SQLite files get theirs at first start).
-fn add_init(db_url: &str, dir: &TempDir) {
-    let cfg = dir.path().join("init.toml");
-    std::fs::write(&cfg, format!("db_url = \"{db_url}\"\n")).unwrap();
-    let out = ksrd_cmd()
-        .arg("--config")
-        .arg(&cfg)
-        .args(["db", "init"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }

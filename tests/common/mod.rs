@@ -179,6 +179,25 @@ pub fn ksrd_check(config: &Path) -> Output {
         .expect("run ksrd --check")
 }
 
+/// `ksrd db init` on `db_url` (PostgreSQL schemas are made this way; SQLite files get theirs at
+/// first start).
+pub fn db_init(db_url: &str) {
+    let dir = TempDir::new("dbinit");
+    let cfg = dir.path().join("init.toml");
+    fs::write(&cfg, format!("db_url = \"{db_url}\"\n")).unwrap();
+    let out = ksrd_cmd()
+        .arg("--config")
+        .arg(&cfg)
+        .args(["db", "init"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ksrd db init: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Path of a file in the repository.
 pub fn repo_path(rel: &str) -> PathBuf {
     Path::new(REPO).join(rel)
@@ -737,6 +756,26 @@ impl Ksrd {
     }
 
     pub fn start_opts(o: StartOpts) -> Ksrd {
+        // A port picked free can be taken (e.g. as the ephemeral port of a database connection)
+        // before ksrd binds it: start again on other ports when that is why it exited.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let k = Self::spawn(&o);
+            if o.no_wait {
+                return k;
+            }
+            match k.try_ready() {
+                Ok(()) => return k,
+                Err(e) if attempt < 3 && k.log().contains("cannot listen") => {
+                    eprintln!("ksrd could not bind its ports, starting again: {e}");
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+
+    fn spawn(o: &StartOpts) -> Ksrd {
         let dir = TempDir::new("ksrd");
         fs::create_dir_all(dir.path().join("routes")).unwrap();
         let (route, route_cfg, default_watch) = match (&o.route_file, &o.route_src) {
@@ -794,9 +833,6 @@ impl Ksrd {
             log_path,
             route,
         };
-        if !o.no_wait {
-            k.wait_ready();
-        }
         k
     }
 
@@ -804,29 +840,39 @@ impl Ksrd {
     /// OPTIONS — until RPC `core.version` answers and the SIP UDP port is bound. Bounded by
     /// START_TIMEOUT; panics with the log when ksrd exits or never gets ready.
     pub fn wait_ready(&self) {
+        if let Err(e) = self.try_ready() {
+            panic!("{e}");
+        }
+    }
+
+    /// [`Ksrd::wait_ready`], returning what went wrong instead of panicking.
+    pub fn try_ready(&self) -> Result<(), String> {
         let end = Instant::now() + START_TIMEOUT;
         let c = UdpClient::new(self.port);
         while Instant::now() < end {
             if let Some(st) = self.exited() {
-                panic!("ksrd exited during start-up ({st}); log:\n{}", self.log());
+                return Err(format!(
+                    "ksrd exited during start-up ({st}); log:\n{}",
+                    self.log()
+                ));
             }
             c.send(&options(self.port, c.addr()).build());
             if c.recv_final(Duration::from_millis(150)).is_some() {
-                return;
+                return Ok(());
             }
             let bound = UdpSocket::bind(("127.0.0.1", self.port)).is_err();
             if bound {
                 if let Ok(v) = self.try_rpc("core.version", json!([])) {
                     if v.get("result").is_some() {
-                        return;
+                        return Ok(());
                     }
                 }
             }
         }
-        panic!(
+        Err(format!(
             "ksrd not ready within {START_TIMEOUT:?}; log:\n{}",
             self.log()
-        );
+        ))
     }
 
     /// Some(exit status text) when the process has exited.

@@ -116,6 +116,7 @@ pub fn get(ctx: &RouteCtx, pv: &Pv) -> Option<PvVal> {
         Pv::Null => return None,
         Pv::Sht(op, n) => return crate::modules::htable::pv::get(ctx, *op, n),
         Pv::ShtIt(key, n) => return crate::modules::htable::pv::iter_get(ctx, *key, n),
+        Pv::Ulc(n, idx) => return crate::modules::registrar::fetch::get(n, idx.unwrap_or(0)),
         _ => {}
     }
     let m = ctx.msg.as_ref()?;

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc as Rc;
 
 use crate::modules::htable::pv::{parse_name as sht_name, ShtName, ShtPv};
+use crate::modules::registrar::fetch::{parse_name as ulc_name, UlcName};
 
 /// A parsed pseudo-variable.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,6 +80,8 @@ pub enum Pv {
     Sht(ShtPv, Box<ShtName>),
     /// `$shtitkey(it)` (true) / `$shtitval(it)` (false): the item of an htable iterator.
     ShtIt(bool, String),
+    /// `$ulc(profile=>attr)` (registrar reg_fetch_contacts) with the contact index.
+    Ulc(Box<UlcName>, Option<usize>),
 }
 
 /// Why a name did not parse.
@@ -181,9 +184,10 @@ pub fn parse(name: &str) -> Result<Pv, PvNameError> {
         ("shtcv", Some(a)) => Pv::Sht(ShtPv::CountValue, Box::new(sht_name(&a).ok_or_else(bad)?)),
         ("shtitkey", Some(a)) if !a.is_empty() => Pv::ShtIt(true, a),
         ("shtitval", Some(a)) if !a.is_empty() => Pv::ShtIt(false, a),
+        ("ulc", Some(a)) => Pv::Ulc(Box::new(ulc_name(&a).ok_or_else(bad)?), idx),
         _ => return Err(bad()),
     };
-    if idx.is_some() && !matches!(pv, Pv::Avp(..)) {
+    if idx.is_some() && !matches!(pv, Pv::Avp(..) | Pv::Ulc(..)) {
         return Err(bad());
     }
     Ok(pv)

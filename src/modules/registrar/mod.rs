@@ -1,6 +1,7 @@
 //! registrar (`KSR.registrar.*`, Kamailio src/modules/registrar): REGISTER processing into
 //! usrloc, and lookups that turn an AoR into the Request-URI and branches.
 
+pub mod fetch;
 pub mod lookup;
 pub mod params;
 pub mod save;
@@ -156,6 +157,19 @@ fn unregister_ruid(ctx: &mut RouteCtx, a: &Args) -> Val {
     Val::Int(unregister_impl(ctx, a.str(0), a.str(1), Some(a.str(2))))
 }
 
+fn reg_fetch_contacts(ctx: &mut RouteCtx, a: &Args) -> Val {
+    Val::Int(fetch::fetch(ctx, a.str(0), a.str(1), a.str(2)))
+}
+fn reg_free_contacts(_ctx: &mut RouteCtx, a: &Args) -> Val {
+    Val::Int(fetch::free(a.str(0)))
+}
+fn reg_ulc_rget(_ctx: &mut RouteCtx, a: &Args) -> Val {
+    fetch::rget(a.str(0), a.str(1)).into()
+}
+fn reg_ulc_cget(_ctx: &mut RouteCtx, a: &Args) -> Val {
+    fetch::cget(a.str(0), a.str(1), a.int(2)).into()
+}
+
 /// `KSR.registrar.*` exports.
 pub static EXPORTS: &[Export] = &[
     ex("registrar", "save", &[("table", Str), ("flags", Int)], Int, "Store the REGISTER's contacts and answer it; 1 inserted, 2 updated, 3 deleted, 4 returned, -1 error, -2 too many contacts", save),
@@ -167,5 +181,9 @@ pub static EXPORTS: &[Export] = &[
     ex("registrar", "registered", &[("table", Str)], Int, "1 if the R-URI's AoR has contacts, else -1", registered),
     ex("registrar", "registered_uri", &[("table", Str), ("uri", Str)], Int, "1 if the URI's AoR has contacts, else -1", registered_uri),
     ex("registrar", "unregister", &[("table", Str), ("uri", Str)], Int, "Remove every contact of the AoR", unregister),
+    ex("registrar", "reg_fetch_contacts", &[("table", Str), ("uri", Str), ("profile", Str)], Int, "Copy the URI's bindings into a $ulc profile; 1 found, -1 not", reg_fetch_contacts),
+    ex("registrar", "reg_free_contacts", &[("profile", Str)], Int, "Drop a $ulc profile; 1", reg_free_contacts),
+    ex("registrar", "reg_ulc_rget", &[("profile", Str), ("attr", Str)], Xval, "A profile's `count` or `aor` (0 if unknown)", reg_ulc_rget),
+    ex("registrar", "reg_ulc_cget", &[("profile", Str), ("attr", Str), ("idx", Int)], Xval, "`addr` or `socket` of the profile's idx-th contact (0 if unknown)", reg_ulc_cget),
     ex("registrar", "unregister_ruid", &[("table", Str), ("uri", Str), ("ruid", Str)], Int, "Remove one contact by its ruid", unregister_ruid),
 ];

@@ -353,7 +353,10 @@ mod tests {
         );
         let without = Rows { use_domain: false };
         let row = without.to_row("alice", &c);
-        assert_eq!((row.username.as_str(), row.domain.as_deref()), ("alice", None));
+        assert_eq!(
+            (row.username.as_str(), row.domain.as_deref()),
+            ("alice", None)
+        );
         assert_eq!(without.from_row(row), ("alice".to_string(), c));
     }
 }
