@@ -148,6 +148,11 @@ pub fn run(cfg: Config) -> Result<(), StartError> {
         }));
         crate::tm::timers::start(core.clone()).map_err(|e| StartError::Other(e.to_string()))?;
     }
+    if let Ok(db) = core.db() {
+        core.htable
+            .set_store(Arc::new(crate::modules::htable::DbStore::new(db.clone())));
+    }
+    // Before the script's mod_init, so that it already sees the loaded items.
     core.htable.load_all();
     core.htable
         .start_timer()

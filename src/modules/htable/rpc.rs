@@ -212,7 +212,7 @@ fn reload(core: &Core, p: &Params) -> RpcResult {
     let name = s(p, 0).ok_or_else(|| fault("No htable name given"))?;
     let t = table(core, &name)?;
     match core.htable.reload(&t) {
-        Ok(()) => Ok(json!("Ok. Htable reloaded.")),
+        Ok(_) => Ok(json!("Ok. Htable reloaded.")),
         Err(e) => {
             tracing::error!(table = %name, "htable reload failed: {e}");
             Err(fault("Htable reload failed"))
@@ -235,7 +235,8 @@ fn store(core: &Core, p: &Params) -> RpcResult {
     }
 }
 
-/// Run a database-bound command off the runtime threads.
+/// Run a database-bound command on a thread of its own: not on the runtime, and not on its
+/// blocking pool either, whose threads [`crate::db::Db::wait`] refuses as runtime threads.
 fn blocking(
     reg: &mut Registry,
     name: &'static str,
@@ -247,9 +248,17 @@ fn blocking(
     reg.register_async(name, doc, move |p| {
         let c = c.clone();
         Box::pin(async move {
-            tokio::task::spawn_blocking(move || f(&c, &p))
-                .await
-                .unwrap_or_else(|_| Err(fault("Internal error")))
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let spawned = std::thread::Builder::new()
+                .name("ksrd-htable-db".into())
+                .spawn(move || {
+                    let _ = tx.send(f(&c, &p));
+                });
+            if let Err(e) = spawned {
+                tracing::error!("{name}: cannot start a thread: {e}");
+                return Err(fault("Internal error"));
+            }
+            rx.await.unwrap_or_else(|_| Err(fault("Internal error")))
         })
     });
 }
