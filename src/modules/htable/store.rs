@@ -15,7 +15,7 @@ pub use crate::db::Value as DbValue;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The storage layer failed (connection, query, pool timeout...).
-    #[error("database: {0}")]
+    #[error(transparent)]
     Db(#[from] crate::db::DbError),
     /// A row does not fit Kamailio's schema.
     #[error("{table} row {row}: {msg}")]
