@@ -476,3 +476,36 @@ fn postgres_down_at_start_leaves_an_empty_table_that_is_not_saved() {
         ["k|7", "y|2"]
     );
 }
+
+/// RPC answers before start-up ends; a SIGTERM then must still save. Many workers make the end
+/// of start-up long enough that a signal handler installed last (the bug this guards against)
+/// is usually missed here.
+#[test]
+fn sigterm_as_soon_as_rpc_answers_still_saves() {
+    let dir = TempDir::new("htdb-early");
+    let b = sqlite_backend(&dir);
+    db_init(&b, &dir);
+    let mut k = Ksrd::start_opts(StartOpts {
+        route_src: Some(DEFAULT_TEST_ROUTE.into()),
+        extra_toml: format!(
+            "workers = 32\ndb_url = \"{}\"\n[modparam.htable]\nhtable = [\"t=>size=2;dbtable=htable;dbmode=1\"]\n",
+            b.url()
+        ),
+        no_wait: true,
+        ..Default::default()
+    });
+    // the earliest moment a client can act on ksrd: its RPC answers
+    assert!(
+        wait_until(START_TIMEOUT, || k
+            .try_rpc("htable.seti", json!(["t", "early", 1]))
+            .is_ok_and(|r| r.get("result").is_some())),
+        "{}",
+        k.log()
+    );
+    let log = stop(&mut k);
+    assert!(log.contains("htable: saved to the database"), "{log}");
+    assert_eq!(
+        b.rows("SELECT key_name, key_value FROM htable"),
+        ["early|1"]
+    );
+}
