@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Install what the benchmarks need on Debian 12 (idempotent): Kamailio 5.6 with app_python3 and
-# SQLite modules (the reference servers of ../shared/bench/compare.sh), SIPp, sqlite3.
+# SQLite and PostgreSQL modules (the reference servers of ../shared/bench/compare.sh), SIPp, sqlite3.
 set -euo pipefail
-PKGS=(kamailio kamailio-python3-modules kamailio-sqlite-modules sip-tester sqlite3)
+PKGS=(kamailio kamailio-python3-modules kamailio-sqlite-modules kamailio-postgres-modules sip-tester sqlite3)
 if [ "$(id -u)" -eq 0 ]; then SUDO=(); else SUDO=(sudo); fi
 missing=()
 for p in "${PKGS[@]}"; do

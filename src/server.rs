@@ -10,6 +10,7 @@ use crate::script::host::{init_python, Host};
 use crate::script::worker::{self, Worker};
 use crate::script::{reload, rpc as script_rpc};
 use crate::transport::{tcp, udp, Inbound, Proto, Sender};
+use tokio::signal::unix::{signal, Signal, SignalKind};
 
 /// Errors that stop the server from starting.
 #[derive(Debug, thiserror::Error)]
@@ -109,6 +110,16 @@ async fn open_db(cfg: &Config) -> Result<Option<crate::db::Db>, StartError> {
     Ok(Some(db))
 }
 
+/// Resolves when `sig` arrives; never when it could not be installed.
+async fn received(sig: &mut Option<Signal>) {
+    match sig {
+        Some(s) => {
+            s.recv().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
 /// Start everything and serve until a termination signal.
 pub fn run(cfg: Config) -> Result<(), StartError> {
     let mut udp_socks = Vec::new();
@@ -127,6 +138,21 @@ pub fn run(cfg: Config) -> Result<(), StartError> {
         .enable_all()
         .build()
         .map_err(|e| StartError::Other(e.to_string()))?;
+    // Installed first: RPC answers (and test harnesses or supervisors may stop ksrd) before
+    // start-up ends, and a SIGTERM that came before the handler would kill the process without
+    // the graceful shutdown that saves the htables.
+    let (mut term, mut int) = {
+        let _e = rt.enter();
+        let install = |kind: SignalKind, name: &str| {
+            signal(kind)
+                .map_err(|e| tracing::warn!("cannot handle {name}: {e}"))
+                .ok()
+        };
+        (
+            install(SignalKind::terminate(), "SIGTERM"),
+            install(SignalKind::interrupt(), "SIGINT"),
+        )
+    };
 
     let mut queues = Vec::new();
     let mut inputs = Vec::new();
@@ -169,6 +195,11 @@ pub fn run(cfg: Config) -> Result<(), StartError> {
         crate::tm::timers::start(core.clone()).map_err(|e| StartError::Other(e.to_string()))?;
     }
     attach_usrloc(&core, &cfg);
+    if let Ok(db) = core.db() {
+        core.htable
+            .set_store(Arc::new(crate::modules::htable::DbStore::new(db.clone())));
+    }
+    // Before the script's mod_init, so that it already sees the loaded items.
     core.htable.load_all();
     core.htable
         .start_timer()
@@ -247,10 +278,9 @@ pub fn run(cfg: Config) -> Result<(), StartError> {
     tracing::info!(script = %cfg.script.file.display(), workers = cfg.workers, "ksrd ready");
 
     rt.block_on(async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
+            _ = received(&mut term) => {}
+            _ = received(&mut int) => {}
         }
     });
     tracing::info!("shutting down");

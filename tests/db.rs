@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use common::pg::PgCluster;
 use common::{ksrd_cmd, wait_until, Ksrd, TempDir};
-use ksrd::db::{Db, DbConfig, DbError, DbUrl, HtableRow, Location, Subscriber};
+use ksrd::db::{Db, DbConfig, DbError, DbUrl, Location, Subscriber, Value};
 
 /// The `version` rows Kamailio 5.6's `kamdbctl create` writes for these tables.
 const KAMAILIO_VERSIONS: &[(&str, i64)] = &[
@@ -436,27 +436,129 @@ async fn exercise(db: &Db) {
     );
     assert!(db.location_load("location").await.unwrap().is_empty());
 
-    // htable
-    let rows = vec![
-        HtableRow {
-            key_name: "192.0.2.7".into(),
-            key_type: 0,
-            value_type: 1,
-            key_value: "5".into(),
-            expires: now + 300,
-        },
-        HtableRow {
-            key_name: "alice::auth".into(),
-            key_type: 0,
-            value_type: 0,
-            key_value: "secret".into(),
-            expires: 0,
-        },
+    // generic rows (htable persistence): DELETE + batched INSERTs, read back by the first column
+    let cols = ["key_name", "key_type", "value_type", "key_value", "expires"];
+    let row = |k: &str, v: Value, e: i64| {
+        vec![
+            Value::Str(k.into()),
+            Value::Int(0),
+            Value::Int(1),
+            v,
+            Value::Int(e),
+        ]
+    };
+    // more rows than one batch holds, given in reverse order
+    let mut rows: Vec<Vec<Value>> = (0..1200)
+        .rev()
+        .map(|i| row(&format!("k{i:04}"), Value::Str(i.to_string()), now + i))
+        .collect();
+    rows.push(row("a", Value::Str("it's \u{fc} \\ %".into()), 0));
+    // an Int lands in the VARCHAR column as its text
+    rows.push(row("b", Value::Int(-42), i32::MAX as i64));
+    db.rows_replace("htable", &cols, rows.clone())
+        .await
+        .unwrap();
+    let got = db.rows_select("htable", &cols).await.unwrap();
+    assert_eq!(got.len(), 1202);
+    assert_eq!(got[0], row("a", Value::Str("it's \u{fc} \\ %".into()), 0));
+    assert_eq!(got[1], row("b", Value::Str("-42".into()), i32::MAX as i64));
+    assert_eq!(got[2], row("k0000", Value::Str("0".into()), now));
+    assert_eq!(
+        got[1201],
+        row("k1199", Value::Str("1199".into()), now + 1199)
+    );
+    let mut want = rows.clone();
+    want[1201][3] = Value::Str("-42".into());
+    want.sort_by_key(|r| match &r[0] {
+        Value::Str(k) => k.clone(),
+        other => panic!("{other:?}"),
+    });
+    assert_eq!(got, want);
+    // a column subset, ordered by its own first column
+    let got = db
+        .rows_select("htable", &["expires", "key_name"])
+        .await
+        .unwrap();
+    assert_eq!(got[0], vec![Value::Int(0), Value::Str("a".into())]);
+    assert_eq!(got[1], vec![Value::Int(now), Value::Str("k0000".into())]);
+    // a row failing in a later batch (NULL in a NOT NULL column) rolls the whole call back
+    let mut bad: Vec<Vec<Value>> = (0..700)
+        .map(|i| row(&format!("n{i}"), Value::Str("x".into()), 0))
+        .collect();
+    bad[699][0] = Value::Null;
+    let err = db.rows_replace("htable", &cols, bad).await.unwrap_err();
+    assert!(matches!(err, DbError::Query(_)), "{err:?}");
+    assert_eq!(db.rows_select("htable", &cols).await.unwrap(), want);
+    db.rows_replace(
+        "htable",
+        &cols,
+        vec![row("only", Value::Str("1".into()), 0)],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        db.rows_select("htable", &cols).await.unwrap(),
+        [row("only", Value::Str("1".into()), 0)]
+    );
+    // NULLs read back as Null, integer columns as Int
+    let lcols = [
+        "ruid",
+        "username",
+        "contact",
+        "user_agent",
+        "domain",
+        "methods",
     ];
-    db.htable_replace("htable", &rows).await.unwrap();
-    assert_eq!(db.htable_load("htable").await.unwrap(), rows);
-    db.htable_replace("htable", &rows[1..]).await.unwrap();
-    assert_eq!(db.htable_load("htable").await.unwrap(), rows[1..]);
+    let s = |x: &str| Value::Str(x.into());
+    let lrows = vec![
+        vec![
+            s("r1"),
+            s("u"),
+            s("sip:u@h"),
+            s("ua"),
+            Value::Null,
+            Value::Null,
+        ],
+        vec![
+            s("r2"),
+            s("u"),
+            s("sip:u@h2"),
+            s("ua"),
+            s("d"),
+            Value::Int(3),
+        ],
+    ];
+    db.rows_replace("location", &lcols, lrows.clone())
+        .await
+        .unwrap();
+    assert_eq!(db.rows_select("location", &lcols).await.unwrap(), lrows);
+    db.rows_replace("location", &lcols, Vec::new())
+        .await
+        .unwrap();
+    assert!(db.location_load("location").await.unwrap().is_empty());
+    // names are checked, rows must have one value per column
+    assert!(matches!(
+        db.rows_select("htable; drop table x", &cols).await,
+        Err(DbError::BadIdentifier(_))
+    ));
+    assert!(matches!(
+        db.rows_select("htable", &["key_name", "1=1"]).await,
+        Err(DbError::BadIdentifier(_))
+    ));
+    assert!(matches!(
+        db.rows_select("htable", &[]).await,
+        Err(DbError::BadIdentifier(_))
+    ));
+    assert!(matches!(
+        db.rows_replace("htable", &cols, vec![vec![Value::Int(1)]])
+            .await,
+        Err(DbError::RowWidth {
+            row: 0,
+            got: 1,
+            want: 5
+        })
+    ));
+    assert_eq!(db.rows_select("htable", &cols).await.unwrap().len(), 1);
 
     assert!(db.uacreg_load("uacreg").await.unwrap().is_empty());
 }
@@ -714,8 +816,17 @@ fn sqlite_database_made_by_kamailio_works_unchanged() {
         .unwrap()
         .unwrap();
     assert_eq!(s.password, "pw");
-    let ht = rt.block_on(db.htable_load("htable")).unwrap();
-    assert_eq!((ht[0].key_name.as_str(), ht[0].value_type), ("k1", 1));
+    let ht = rt
+        .block_on(db.rows_select("htable", &["key_name", "value_type", "key_value"]))
+        .unwrap();
+    assert_eq!(
+        ht,
+        [vec![
+            Value::Str("k1".into()),
+            Value::Int(1),
+            Value::Str("3".into())
+        ]]
+    );
     let uac = rt.block_on(db.uacreg_load("uacreg")).unwrap();
     assert_eq!((uac[0].l_uuid.as_str(), uac[0].expires), ("acc1", 360));
     // what ksrd writes, Kamailio's db_sqlite reads back as the same time
@@ -1080,13 +1191,16 @@ fn kamailio_accepts_a_database_made_by_ksrd() {
             ..Location::default()
         };
         rt.block_on(db.location_upsert("location", &[l])).unwrap();
-        let h = HtableRow {
-            key_name: "k1".into(),
-            value_type: 1,
-            key_value: "5".into(),
-            ..HtableRow::default()
-        };
-        rt.block_on(db.htable_replace("htable", &[h])).unwrap();
+        let h = vec![
+            Value::Str("k1".into()),
+            Value::Int(0),
+            Value::Int(1),
+            Value::Str("5".into()),
+            Value::Int(0),
+        ];
+        let cols = ["key_name", "key_type", "value_type", "key_value", "expires"];
+        rt.block_on(db.rows_replace("htable", &cols, vec![h]))
+            .unwrap();
     }
     // Kamailio checks the version rows at start-up (usrloc, htable, uac) and loads the rows;
     // its sqlite URL needs four slashes for an absolute path.

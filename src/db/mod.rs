@@ -50,6 +50,16 @@ pub enum DbError {
         /// What is wrong.
         msg: String,
     },
+    /// A row given to [`Storage::rows_replace`] whose width differs from the column list.
+    #[error("row {row} has {got} values for {want} columns")]
+    RowWidth {
+        /// Index of the row.
+        row: usize,
+        /// Values in that row.
+        got: usize,
+        /// Number of columns.
+        want: usize,
+    },
     /// Any other error reported by the database.
     #[error("database error: {0}")]
     Query(String),
@@ -202,19 +212,15 @@ impl Default for Location {
     }
 }
 
-/// An `htable` row (Kamailio htable `dbtable`).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct HtableRow {
-    /// Item name.
-    pub key_name: String,
-    /// 0: plain key; 1: array key (`name[n]`).
-    pub key_type: i32,
-    /// 0: string value; 1: integer value.
-    pub value_type: i32,
-    /// The value, as text.
-    pub key_value: String,
-    /// Absolute expiry (Unix time; 0 = none).
-    pub expires: i64,
+/// A column value of the generic row calls ([`Storage::rows_select`], [`Storage::rows_replace`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Value {
+    /// SQL NULL.
+    Null,
+    /// An integer (read from integer columns; written as a 64-bit integer).
+    Int(i64),
+    /// A string (read from text columns; written as text).
+    Str(String),
 }
 
 /// A `uacreg` row (Kamailio uac remote registrations, schema version 5).
@@ -329,12 +335,18 @@ pub trait Storage: Send + Sync {
     /// (`expires` = 0), as usrloc's timer does; the number deleted.
     async fn location_remove_expired(&self, table: &str, now: i64) -> Result<u64, DbError>;
 
-    /// Every row of an htable table.
-    async fn htable_load(&self, table: &str) -> Result<Vec<HtableRow>, DbError>;
+    /// `SELECT columns FROM table ORDER BY columns[0]` (Kamailio's `ht_db_load_table` order):
+    /// integer columns as [`Value::Int`], text as [`Value::Str`], NULL as [`Value::Null`].
+    async fn rows_select(&self, table: &str, columns: &[&str]) -> Result<Vec<Vec<Value>>, DbError>;
 
-    /// Replace the whole content of an htable table (Kamailio's save on shutdown), in one
-    /// transaction.
-    async fn htable_replace(&self, table: &str, rows: &[HtableRow]) -> Result<(), DbError>;
+    /// Replace every row of `table` with `rows` (values in `columns` order): DELETE then batched
+    /// INSERTs in one transaction, so a failure leaves the old rows in place.
+    async fn rows_replace(
+        &self,
+        table: &str,
+        columns: &[&str],
+        rows: Vec<Vec<Value>>,
+    ) -> Result<(), DbError>;
 
     /// Every row of a uacreg table.
     async fn uacreg_load(&self, table: &str) -> Result<Vec<UacReg>, DbError>;
@@ -534,6 +546,62 @@ pub(crate) fn ident(name: &str) -> Result<&str, DbError> {
     } else {
         Err(DbError::BadIdentifier(name.to_string()))
     }
+}
+
+/// The checked column list of a generic row call (at least one column).
+pub(crate) fn idents<'a>(columns: &[&'a str]) -> Result<Vec<&'a str>, DbError> {
+    if columns.is_empty() {
+        return Err(DbError::BadIdentifier(String::new()));
+    }
+    columns.iter().map(|c| ident(c)).collect()
+}
+
+/// Check that every row of a [`Storage::rows_replace`] call has one value per column.
+pub(crate) fn check_widths(rows: &[Vec<Value>], want: usize) -> Result<(), DbError> {
+    match rows.iter().position(|r| r.len() != want) {
+        Some(row) => Err(DbError::RowWidth {
+            row,
+            got: rows[row].len(),
+            want,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// `INSERT INTO table (columns) VALUES (..), (..)` for a batch of rows, and the values to bind in
+/// placeholder order. `ph(n, v)` renders the placeholder of the n-th bound value (1-based), or
+/// None to write a literal NULL instead (PostgreSQL: an untyped NULL fits any column type).
+pub(crate) fn insert_sql<'a>(
+    table: &str,
+    columns: &[&str],
+    rows: &'a [Vec<Value>],
+    ph: impl Fn(usize, &Value) -> Option<String>,
+) -> (String, Vec<&'a Value>) {
+    let mut bound = Vec::with_capacity(rows.len() * columns.len());
+    let mut sql = format!("INSERT INTO {table} ({}) VALUES ", columns.join(", "));
+    for (i, row) in rows.iter().enumerate() {
+        sql.push_str(if i == 0 { "(" } else { ", (" });
+        for (j, v) in row.iter().enumerate() {
+            if j > 0 {
+                sql.push_str(", ");
+            }
+            match ph(bound.len() + 1, v) {
+                Some(p) => {
+                    sql.push_str(&p);
+                    bound.push(v);
+                }
+                None => sql.push_str("NULL"),
+            }
+        }
+        sql.push(')');
+    }
+    (sql, bound)
+}
+
+/// Rows per multi-row INSERT: a few hundred, fewer for wide rows so that a statement stays under
+/// `max_params` bound values.
+pub(crate) fn batch_rows(columns: usize, max_params: usize) -> usize {
+    (max_params / columns.max(1)).clamp(1, 500)
 }
 
 /// Bound a call by `timeout` and account for its outcome in `health`.

@@ -10,15 +10,15 @@ use deadpool_postgres::{
     Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime,
 };
 use tokio_postgres::error::SqlState;
-use tokio_postgres::types::ToSql;
+use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{NoTls, Row};
 
 use super::schema::{self, Dialect, SchemaReport, TableState};
 use super::sqlite::{upsert_sql, LOC_COLS, UAC_COLS};
 use super::url::PgUrl;
 use super::{
-    guarded, ident, time, Backend, DbConfig, DbError, Health, HtableRow, Location, Storage,
-    Subscriber, UacReg,
+    batch_rows, check_widths, guarded, ident, idents, insert_sql, time, Backend, DbConfig, DbError,
+    Health, Location, Storage, Subscriber, UacReg, Value,
 };
 
 /// PostgreSQL storage (see the module doc).
@@ -220,12 +220,35 @@ async fn cols_of(c: &Object, table: &str) -> Result<Vec<String>, DbError> {
     rows.iter().map(|r| s(r, 0)).collect()
 }
 
-fn expires_i32(v: i64) -> Result<i32, DbError> {
-    i32::try_from(v).map_err(|_| DbError::BadValue {
-        column: "expires".into(),
-        msg: format!("{v} does not fit the INTEGER column"),
-    })
+/// A column as [`Value`] by its declared type. Other types are refused, as Kamailio's htable
+/// refuses them (`ht_pack_values`: "unsupported data type").
+fn value(r: &Row, i: usize) -> Result<Value, DbError> {
+    let ty = r.columns()[i].type_();
+    let v = if *ty == Type::INT2 {
+        r.try_get::<_, Option<i16>>(i).map(|v| v.map(i64::from))
+    } else if *ty == Type::INT4 {
+        r.try_get::<_, Option<i32>>(i).map(|v| v.map(i64::from))
+    } else if *ty == Type::INT8 {
+        r.try_get::<_, Option<i64>>(i)
+    } else if *ty == Type::BOOL {
+        r.try_get::<_, Option<bool>>(i).map(|v| v.map(i64::from))
+    } else if *ty == Type::BYTEA {
+        let b = r
+            .try_get::<_, Option<Vec<u8>>>(i)
+            .map_err(|e| bad(r, i, e))?;
+        return Ok(b.map_or(Value::Null, |b| {
+            Value::Str(String::from_utf8_lossy(&b).into_owned())
+        }));
+    } else {
+        // text, varchar, char, name (and text-like extension types); anything else fails here
+        let s = so(r, i)?;
+        return Ok(s.map_or(Value::Null, Value::Str));
+    };
+    Ok(v.map_err(|e| bad(r, i, e))?.map_or(Value::Null, Value::Int))
 }
+
+/// PostgreSQL's bound on parameters per statement.
+const PG_MAX_PARAMS: usize = 65535;
 
 #[async_trait::async_trait]
 impl Storage for PgStorage {
@@ -518,48 +541,52 @@ impl Storage for PgStorage {
         self.execute(&sql, &[&now, &zero]).await
     }
 
-    async fn htable_load(&self, table: &str) -> Result<Vec<HtableRow>, DbError> {
+    async fn rows_select(&self, table: &str, columns: &[&str]) -> Result<Vec<Vec<Value>>, DbError> {
         let t = ident(table)?;
-        let sql = format!(
-            "SELECT key_name, key_type, value_type, key_value, expires FROM {t} ORDER BY id"
-        );
+        let cols = idents(columns)?;
+        let sql = format!("SELECT {} FROM {t} ORDER BY {}", cols.join(", "), cols[0]);
         self.query(&sql, &[])
             .await?
             .iter()
-            .map(|r| {
-                Ok(HtableRow {
-                    key_name: s(r, 0)?,
-                    key_type: int(r, 1)?,
-                    value_type: int(r, 2)?,
-                    key_value: s(r, 3)?,
-                    expires: int(r, 4)? as i64,
-                })
-            })
+            .map(|r| (0..cols.len()).map(|i| value(r, i)).collect())
             .collect()
     }
 
-    async fn htable_replace(&self, table: &str, rows: &[HtableRow]) -> Result<(), DbError> {
+    async fn rows_replace(
+        &self,
+        table: &str,
+        columns: &[&str],
+        rows: Vec<Vec<Value>>,
+    ) -> Result<(), DbError> {
         let t = ident(table)?;
-        let del = format!("DELETE FROM {t}");
-        let ins = format!(
-            "INSERT INTO {t} (key_name, key_type, value_type, key_value, expires) VALUES ($1, $2, $3, $4, $5)"
-        );
-        let mut exp = Vec::with_capacity(rows.len());
-        for r in rows {
-            exp.push(expires_i32(r.expires)?);
-        }
+        let cols = idents(columns)?;
+        check_widths(&rows, cols.len())?;
+        // Typed placeholders: bigint and text reach INTEGER and VARCHAR columns by assignment
+        // cast, whatever the column types are.
+        let ph = |n: usize, v: &Value| match v {
+            Value::Null => None,
+            Value::Int(_) => Some(format!("${n}::bigint")),
+            Value::Str(_) => Some(format!("${n}::text")),
+        };
         guarded(&self.health, self.timeout, async {
             let mut c = self.client().await?;
             let tx = c.transaction().await.map_err(pg_err)?;
-            tx.batch_execute(&del).await.map_err(pg_err)?;
-            let st = tx.prepare_cached(&ins).await.map_err(pg_err)?;
-            for (r, e) in rows.iter().zip(&exp) {
-                tx.execute(
-                    &st,
-                    &[&r.key_name, &r.key_type, &r.value_type, &r.key_value, e],
-                )
+            tx.batch_execute(&format!("DELETE FROM {t}"))
                 .await
                 .map_err(pg_err)?;
+            for batch in rows.chunks(batch_rows(cols.len(), PG_MAX_PARAMS)) {
+                let (sql, vals) = insert_sql(t, &cols, batch, ph);
+                let params: Vec<Param> = vals
+                    .iter()
+                    .filter_map(|v| match v {
+                        Value::Int(n) => Some(n as Param),
+                        Value::Str(s) => Some(s as Param),
+                        Value::Null => None,
+                    })
+                    .collect();
+                // Unnamed statement: the last batch's text varies, caching it would only grow
+                // the per-connection cache.
+                tx.execute(sql.as_str(), &params).await.map_err(pg_err)?;
             }
             tx.commit().await.map_err(pg_err)
         })

@@ -12,8 +12,8 @@ use rusqlite::{params, Connection, ErrorCode, Row, TransactionBehavior};
 
 use super::schema::{self, Dialect, SchemaReport, TableState};
 use super::{
-    guarded, ident, inline_allowed, time, Backend, DbConfig, DbError, Health, HtableRow, Location,
-    Storage, Subscriber, UacReg,
+    batch_rows, check_widths, guarded, ident, idents, inline_allowed, insert_sql, time, Backend,
+    DbConfig, DbError, Health, Location, Storage, Subscriber, UacReg, Value,
 };
 
 /// SQLite storage (see the module doc).
@@ -288,15 +288,31 @@ pub(crate) fn upsert_sql(table: &str, p: impl Fn(usize, &str) -> String) -> Stri
     )
 }
 
-fn htable_row(row: &Row) -> rusqlite::Result<HtableRow> {
-    Ok(HtableRow {
-        key_name: string(row, 0)?,
-        key_type: int32(row, 1)?,
-        value_type: int32(row, 2)?,
-        key_value: string(row, 3)?,
-        expires: int(row, 4)?,
+/// A column as [`Value`]: SQLite keeps the storage class a value was written with, so integer
+/// affinity columns (key_type, expires) read as Int and VARCHAR ones as Str whoever wrote them.
+fn value(row: &Row, i: usize) -> rusqlite::Result<Value> {
+    Ok(match row.get_ref(i)? {
+        ValueRef::Null => Value::Null,
+        ValueRef::Integer(n) => Value::Int(n),
+        ValueRef::Real(f) => Value::Str(f.to_string()),
+        ValueRef::Text(t) | ValueRef::Blob(t) => {
+            Value::Str(String::from_utf8_lossy(t).into_owned())
+        }
     })
 }
+
+impl rusqlite::ToSql for Value {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(match self {
+            Value::Null => rusqlite::types::ToSqlOutput::from(rusqlite::types::Null),
+            Value::Int(n) => rusqlite::types::ToSqlOutput::from(*n),
+            Value::Str(s) => rusqlite::types::ToSqlOutput::from(s.as_str()),
+        })
+    }
+}
+
+/// SQLite's default bound on parameters per statement before 3.32 (newer builds allow more).
+const SQLITE_MAX_PARAMS: usize = 999;
 
 pub(crate) const UAC_COLS: &str = "l_uuid, l_username, l_domain, r_username, r_domain, realm, \
      auth_username, auth_password, auth_ha1, auth_proxy, expires, flags, reg_delay, contact_addr, socket";
@@ -654,16 +670,15 @@ impl Storage for SqliteStorage {
         .await
     }
 
-    async fn htable_load(&self, table: &str) -> Result<Vec<HtableRow>, DbError> {
+    async fn rows_select(&self, table: &str, columns: &[&str]) -> Result<Vec<Vec<Value>>, DbError> {
         let t = ident(table)?;
-        let sql = format!(
-            "SELECT key_name, key_type, value_type, key_value, expires FROM {t} ORDER BY id"
-        );
-        let to = self.inner.timeout;
+        let cols = idents(columns)?;
+        let sql = format!("SELECT {} FROM {t} ORDER BY {}", cols.join(", "), cols[0]);
+        let (n, to) = (cols.len(), self.inner.timeout);
         self.with(move |c| {
-            let run = || -> rusqlite::Result<Vec<HtableRow>> {
+            let run = || -> rusqlite::Result<Vec<Vec<Value>>> {
                 let mut st = c.prepare_cached(&sql)?;
-                let rows = st.query_map([], htable_row)?;
+                let rows = st.query_map([], |r| (0..n).map(|i| value(r, i)).collect())?;
                 rows.collect()
             };
             run().map_err(|e| map_err(e, to))
@@ -671,28 +686,26 @@ impl Storage for SqliteStorage {
         .await
     }
 
-    async fn htable_replace(&self, table: &str, rows: &[HtableRow]) -> Result<(), DbError> {
-        let t = ident(table)?;
-        let del = format!("DELETE FROM {t}");
-        let ins = format!(
-            "INSERT INTO {t} (key_name, key_type, value_type, key_value, expires) VALUES (?1, ?2, ?3, ?4, ?5)"
-        );
-        let (rows, to) = (rows.to_vec(), self.inner.timeout);
+    async fn rows_replace(
+        &self,
+        table: &str,
+        columns: &[&str],
+        rows: Vec<Vec<Value>>,
+    ) -> Result<(), DbError> {
+        let t = ident(table)?.to_string();
+        let cols: Vec<String> = idents(columns)?.into_iter().map(String::from).collect();
+        check_widths(&rows, cols.len())?;
+        let to = self.inner.timeout;
         self.with(move |c| {
             let mut run = || -> rusqlite::Result<()> {
                 let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                tx.execute(&del, [])?;
-                {
-                    let mut st = tx.prepare_cached(&ins)?;
-                    for r in &rows {
-                        st.execute(params![
-                            r.key_name,
-                            r.key_type,
-                            r.value_type,
-                            r.key_value,
-                            r.expires
-                        ])?;
-                    }
+                tx.execute(&format!("DELETE FROM {t}"), [])?;
+                let names: Vec<&str> = cols.iter().map(String::as_str).collect();
+                for batch in rows.chunks(batch_rows(names.len(), SQLITE_MAX_PARAMS)) {
+                    let (sql, vals) = insert_sql(&t, &names, batch, |n, _| Some(format!("?{n}")));
+                    // Not cached: the last batch's size varies and would evict useful statements.
+                    tx.prepare(&sql)?
+                        .execute(rusqlite::params_from_iter(vals))?;
                 }
                 tx.commit()
             };

@@ -4,6 +4,7 @@
 //! Return codes and oddities follow htable.c (`sr_kemi_htable_exports`); where ksrd differs the
 //! function's comment says so.
 
+pub mod dbstore;
 pub mod iter;
 pub mod ops;
 pub mod pv;
@@ -12,6 +13,7 @@ pub mod spec;
 pub mod store;
 pub mod table;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
@@ -19,6 +21,7 @@ use crate::modules::modparam::{ModParams, ModuleParams, ParamKind as P};
 use crate::script::ctx::RouteCtx;
 use crate::script::exports::{ex, Args, Export, Ty::*, Val};
 
+pub use dbstore::DbStore;
 pub use iter::HtCtx;
 pub use store::HtableStore;
 pub use table::{SetVal, Table};
@@ -67,6 +70,9 @@ pub struct Htables {
     columns: Columns,
     timer_interval: Duration,
     store: OnceLock<Arc<dyn HtableStore>>,
+    /// Per table (same index): its `dbtable` rows were loaded (Kamailio's `ht->dbload`). Only
+    /// such tables are saved at shutdown, so a failed load cannot end in wiping the rows.
+    loaded: Vec<AtomicBool>,
 }
 
 /// Why a reload or store failed.
@@ -75,8 +81,8 @@ pub enum PersistError {
     /// The table has no `dbtable`.
     #[error("no database htable configured for [{0}]")]
     NoDbTable(String),
-    /// No storage layer is attached.
-    #[error("htable DB persistence is not available (no storage layer)")]
+    /// No database is configured.
+    #[error("no htable database (set db_url)")]
     NoStore,
     /// The storage layer failed.
     #[error(transparent)]
@@ -103,6 +109,7 @@ impl Htables {
             .filter(|s| *s > 0)
             .unwrap_or(20);
         Htables {
+            loaded: tables.iter().map(|_| AtomicBool::new(false)).collect(),
             tables,
             columns: Columns::from_params(p),
             timer_interval: Duration::from_secs(secs as u64),
@@ -127,53 +134,86 @@ impl Htables {
         self.store.set(s).is_ok()
     }
 
-    /// Load every table with `dbtable` (startup, `ht_db_load_tables`). Without a storage layer
-    /// each such table logs one warning.
+    /// Load every table with `dbtable`, whatever its `dbmode` (startup, `ht_db_load_tables`).
+    /// Without a database each such table logs one warning. A failed load is logged and leaves the
+    /// table empty (Kamailio refuses to start instead); `htable.reload` can retry it.
     pub fn load_all(&self) {
         for t in self.tables.iter().filter(|t| t.spec.dbtable.is_some()) {
+            let dbtable = t.spec.dbtable.as_deref().unwrap_or("");
             if self.store.get().is_none() {
                 tracing::warn!(
                     table = t.name(),
-                    dbtable = t.spec.dbtable.as_deref().unwrap_or(""),
-                    "htable: dbtable is set but DB persistence is not available yet; the table starts empty and is not saved"
+                    dbtable,
+                    "htable: dbtable is set but no database is configured (db_url); the table starts empty and is not saved"
                 );
                 continue;
             }
-            if let Err(e) = self.reload(t) {
-                tracing::error!(
+            match self.reload(t) {
+                Ok(n) => tracing::info!(
                     table = t.name(),
-                    "htable: loading from the database failed: {e}"
-                );
+                    dbtable,
+                    items = n,
+                    "htable: loaded from the database"
+                ),
+                Err(e) => tracing::error!(
+                    table = t.name(),
+                    dbtable,
+                    "htable: loading from the database failed, the table starts empty and is not saved at shutdown unless htable.reload succeeds: {e}"
+                ),
             }
         }
     }
 
-    /// Save tables with `dbmode` != 0 (shutdown, `ht_db_sync_tables`).
+    /// Save tables with `dbmode` != 0 that were loaded (shutdown, `ht_db_sync_tables`).
     pub fn save_all(&self) {
         let Some(s) = self.store.get() else { return };
-        for t in self
-            .tables
-            .iter()
-            .filter(|t| t.spec.dbtable.is_some() && t.spec.dbmode != 0)
-        {
-            if let Err(e) = store::save(&**s, &t.spec, &self.columns, t.snapshot()) {
-                tracing::error!(
+        for (t, loaded) in self.tables.iter().zip(&self.loaded) {
+            let Some(dbtable) = t.spec.dbtable.as_deref() else {
+                continue;
+            };
+            if t.spec.dbmode == 0 || !t.spec.cols.is_empty() {
+                continue;
+            }
+            if !loaded.load(Ordering::Acquire) {
+                tracing::warn!(
                     table = t.name(),
-                    "htable: saving to the database failed: {e}"
+                    dbtable,
+                    "htable: not saved to the database: its rows were never loaded, saving would replace them"
                 );
+                continue;
+            }
+            let items = t.snapshot();
+            let n = items.len();
+            match store::save(&**s, &t.spec, &self.columns, items) {
+                Ok(()) => tracing::info!(
+                    table = t.name(),
+                    dbtable,
+                    items = n,
+                    "htable: saved to the database"
+                ),
+                Err(e) => tracing::error!(
+                    table = t.name(),
+                    dbtable,
+                    "htable: saving to the database failed: {e}"
+                ),
             }
         }
     }
 
-    /// Replace a table's content with its `dbtable` rows (`ht_reload_table`).
-    pub fn reload(&self, t: &Table) -> Result<(), PersistError> {
+    /// Replace a table's content with its `dbtable` rows (`ht_reload_table`); the number of
+    /// items loaded. On failure the table keeps its content.
+    pub fn reload(&self, t: &Table) -> Result<usize, PersistError> {
         if t.spec.dbtable.is_none() {
             return Err(PersistError::NoDbTable(t.name().into()));
         }
         let s = self.store.get().ok_or(PersistError::NoStore)?;
         let items = store::load(&**s, &t.spec, &self.columns, table::unix_now())?;
+        let n = items.len();
         t.replace_all(items);
-        Ok(())
+        if let Some(i) = self.tables.iter().position(|x| std::ptr::eq(&**x, t)) {
+            self.loaded[i].store(true, Ordering::Release);
+        }
+        Ok(n)
     }
 
     /// Write a table to its `dbtable` now (RPC `htable.store`).

@@ -212,7 +212,7 @@ fn reload(core: &Core, p: &Params) -> RpcResult {
     let name = s(p, 0).ok_or_else(|| fault("No htable name given"))?;
     let t = table(core, &name)?;
     match core.htable.reload(&t) {
-        Ok(()) => Ok(json!("Ok. Htable reloaded.")),
+        Ok(_) => Ok(json!("Ok. Htable reloaded.")),
         Err(e) => {
             tracing::error!(table = %name, "htable reload failed: {e}");
             Err(fault("Htable reload failed"))
@@ -235,7 +235,8 @@ fn store(core: &Core, p: &Params) -> RpcResult {
     }
 }
 
-/// Run a database-bound command off the runtime threads.
+/// Register a database-bound command: it runs on a plain thread ([`Registry::register_blocking`]),
+/// as [`crate::db::Db::wait`] refuses runtime threads.
 fn blocking(
     reg: &mut Registry,
     name: &'static str,
@@ -244,14 +245,7 @@ fn blocking(
     f: fn(&Core, &Params) -> RpcResult,
 ) {
     let c = core.clone();
-    reg.register_async(name, doc, move |p| {
-        let c = c.clone();
-        Box::pin(async move {
-            tokio::task::spawn_blocking(move || f(&c, &p))
-                .await
-                .unwrap_or_else(|_| Err(fault("Internal error")))
-        })
-    });
+    reg.register_blocking(name, doc, move |p| f(&c, &p));
 }
 
 /// Register htable.*.

@@ -1,29 +1,22 @@
 //! Persistence of tables with `dbtable`: the rows of Kamailio's `htable` database table mapped to
 //! items and back (ht_db.c `ht_db_load_table`, `ht_db_save_table`), through [`HtableStore`], a
-//! small trait the storage layer (src/db) implements. Nothing here talks to a database.
+//! small trait over the storage layer (implemented in dbstore.rs). Nothing here talks to a
+//! database.
 
 use super::spec::TableSpec;
 use super::table::ItemView;
 use crate::modules::modparam::ModParams;
 use crate::modules::pv::PvVal;
 
-/// A column value as the database gives or takes it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DbValue {
-    /// SQL NULL.
-    Null,
-    /// An integer column.
-    Int(i64),
-    /// A text column.
-    Str(String),
-}
+/// A column value as the database gives or takes it (the storage layer's generic value).
+pub use crate::db::Value as DbValue;
 
 /// Why loading or saving failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The storage layer failed (connection, query, pool timeout...).
-    #[error("database: {0}")]
-    Db(String),
+    #[error(transparent)]
+    Db(#[from] crate::db::DbError),
     /// A row does not fit Kamailio's schema.
     #[error("{table} row {row}: {msg}")]
     Row {
@@ -34,8 +27,8 @@ pub enum StoreError {
 }
 
 /// What the module needs from a database: select some columns of a table, and replace a table's
-/// rows. Implementations must not block the tokio runtime (they are called from plain threads:
-/// startup, shutdown and the RPC blocking pool).
+/// rows. Called from plain threads only (startup, shutdown, RPC reload/store threads), never from
+/// the tokio runtime, so implementations may block.
 pub trait HtableStore: Send + Sync {
     /// `SELECT columns FROM table ORDER BY columns[0]`.
     fn select(&self, table: &str, columns: &[&str]) -> Result<Vec<Vec<DbValue>>, StoreError>;
@@ -281,7 +274,7 @@ mod tests {
             let m = self.0.lock();
             let (have, rows) = m
                 .get(table)
-                .ok_or_else(|| StoreError::Db(format!("no table {table}")))?;
+                .ok_or_else(|| crate::db::DbError::MissingTable(table.into()))?;
             let idx: Vec<usize> = columns
                 .iter()
                 .map(|c| have.iter().position(|h| h == c).unwrap())
