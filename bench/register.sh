@@ -9,7 +9,8 @@
 # The CPU figures come from ../shared/bench/run.sh (TARGET custom for all three, so each is measured the
 # same way).   bench/register.sh 1000 "sqlite htable"     REPEAT=5 STEP_SECS=10 bench/register.sh 1000
 # Needs bench/install.sh (Kamailio with python3, sqlite and postgres modules, SIPp, sqlite3), the Debian
-# postgresql package, and ksrd built with cargo build --release.
+# postgresql package, and ksrd built with cargo build --release. ksrd runs KSRD_WORKERS workers (default 1,
+# its own default: with one GIL, more workers only pay off when routes wait on a database).
 set -u
 RATE=${1:?usage: register.sh RATE [VARIANTS]}
 VARIANTS=${2:-"sqlite htable postgres"}
@@ -57,7 +58,7 @@ fi
 ksrd_toml() { # DBURL SCRIPT EXTRA
   cat <<TOML
 listen = ["udp:127.0.0.1:25060"]
-workers = 2
+workers = ${KSRD_WORKERS:-1}
 db_url = "$1"
 [script]
 file = "$2"
@@ -87,7 +88,7 @@ server_cmd() { # VARIANT TARGET
   case "$1/$2" in
     */ksrd) echo "$KSRD --config $OUT/ksrd-$1.toml" ;;
     sqlite/*) echo "$kam -f $SHARED/kamailio/w2-$flavor.cfg -A 'DBURL=\"sqlite://$DB\"' -A 'KEMI_PY=\"$SHARED/kamailio/w2.py\"'" ;;
-    htable/*) echo "cd $HERE/register && exec $kam -f cache-$flavor.cfg -A 'DBURL=\"sqlite://$DB\"' -A 'KEMI_PY=\"$HERE/register/cache.py\"'" ;;
+    htable/*) echo "$kam -f $HERE/register/cache-$flavor.cfg -A 'DBURL=\"sqlite://$DB\"' -A 'KEMI_PY=\"$HERE/register/cache.py\"'" ;;
     postgres/*) echo "$kam -f $OUT/w2pg-$flavor.cfg -A 'DBURL=\"$PGURL\"' -A 'KEMI_PY=\"$SHARED/kamailio/w2.py\"'" ;;
   esac
 }

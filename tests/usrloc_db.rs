@@ -2,7 +2,8 @@
 //! (1) writes every change before the 200 and the bindings survive a restart, so a call after
 //! the restart reaches the phones; write-back (2) writes on `ul.flush` and at shutdown; DB-only
 //! (3) reads and writes the table on every call; a database that is down makes a write-through
-//! REGISTER fail with 500 (nothing half-stored) until it is back (Kamailio usrloc/urecord.c).
+//! REGISTER fail with 500 (nothing half-stored) until it is back (Kamailio usrloc/urecord.c),
+//! and a restart while idle costs no failed REGISTER.
 mod common;
 use common::pg::{self, PgCluster};
 use common::*;
@@ -275,6 +276,14 @@ fn write_through_answers_500_while_the_database_is_down_and_recovers() {
     let direct = Direct::open(&url, &dir);
     let k = start(&url, 1);
     let c = k.udp();
+    // A restart while idle: the worker's connection is dead, and the next REGISTER notices
+    // that itself and goes through on a new connection at once.
+    let frank = register(&k, c.addr(), "frank", &["<sip:frank@192.0.2.41>".into()]);
+    assert_eq!(c.request(&frank.build()).code, 200);
+    pg.stop();
+    pg.start_server();
+    let again = frank.clone().next_transaction(2);
+    assert_eq!(c.request(&again.build()).code, 200, "{}", k.log_tail(10));
     let erin = register(&k, c.addr(), "erin", &["<sip:erin@192.0.2.40>".into()]);
     pg.stop();
     let r = c.request(&erin.build());

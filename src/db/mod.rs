@@ -464,7 +464,13 @@ impl Db {
             }
             INLINE.with(|c| c.set(true));
             let _reset = Reset;
-            self.rt.block_on(fut)
+            // On a runtime of this thread's own, the call and the connection it uses (PostgreSQL's
+            // per-worker connection) are both driven right here, without waking a runtime
+            // thread to send the query and another to hand the answer back.
+            WORKER_RT.with(|rt| match rt {
+                Some(rt) => rt.block_on(fut),
+                None => self.rt.block_on(fut),
+            })
         };
         if holds_gil() {
             pyo3::Python::attach(|py| py.detach(run))
@@ -472,6 +478,15 @@ impl Db {
             run()
         }
     }
+}
+
+thread_local! {
+    /// The runtime a thread drives its own database calls on (see [`Db::wait`]).
+    static WORKER_RT: Option<tokio::runtime::Runtime> = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| tracing::warn!("no per-thread database runtime: {e}"))
+        .ok();
 }
 
 /// True when this thread holds the GIL (so it must be released before blocking).

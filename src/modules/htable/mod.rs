@@ -402,6 +402,11 @@ fn match_op(ctx: &mut RouteCtx, a: &Args, tg: Target) -> Val {
         tracing::error!("cannot get hash table [{}]", a.str(0));
         return int(-1);
     };
+    if tg == Target::Name && a.str(1) == "eq" {
+        // An exact name is a hash lookup, not a scan of the table (Kamailio scans every slot,
+        // which makes the seed's `sht_match_name("auth", "eq", $Au)` cache check O(table)).
+        return int(if t.exists(a.str(2)) { 1 } else { -1 });
+    }
     match Matcher::for_match(a.str(1), a.str(2)) {
         Ok(m) => int(if t.any(|it| m.test_item(it, tg)) {
             1
