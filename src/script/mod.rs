@@ -5,6 +5,7 @@ pub mod exports;
 pub mod host;
 pub mod ksr;
 pub mod msgobj;
+pub mod readiness;
 pub mod reload;
 pub mod rpc;
 pub mod worker;

@@ -13,6 +13,7 @@ use pyo3::prelude::*;
 use super::ctx::{self, RouteCtx, RouteKind};
 use super::host::{call_route, Host, RouteOutcome};
 use super::msgobj::PyMsg;
+use super::readiness::Readiness;
 use crate::config::OnException;
 use crate::core::forward::forward_reply;
 use crate::core::reply::{request_key, send_reply};
@@ -136,7 +137,7 @@ pub struct WorkerQueue {
     efd: Arc<EventFd>,
 }
 
-/// A Linux eventfd used to wake a worker blocked in poll().
+/// A Linux eventfd used to wake a worker waiting for its sockets.
 pub struct EventFd(RawFd);
 
 impl EventFd {
@@ -233,32 +234,26 @@ impl Worker {
     fn serve(mut self) {
         ctx::set_current(&mut self.ctx);
         let mut rx = RecvBatch::new();
-        let mut fds: Vec<libc::pollfd> = self
-            .udp
-            .iter()
-            .map(|s| libc::pollfd {
-                fd: s.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            })
-            .collect();
-        fds.push(libc::pollfd {
-            fd: self.input.efd.0,
-            events: libc::POLLIN,
-            revents: 0,
-        });
+        let udp_fds: Vec<RawFd> = self.udp.iter().map(|s| s.as_raw_fd()).collect();
+        let mut sources = match Readiness::new(&udp_fds, self.input.efd.0) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "worker cannot wait for its sockets; it stops");
+                return;
+            }
+        };
+        let mut ready = Vec::with_capacity(udp_fds.len() + 1);
         let locals: Vec<_> = self.udp.iter().map(|s| s.local_addr().ok()).collect();
         loop {
-            let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 1000) };
-            if n < 0 {
-                let e = std::io::Error::last_os_error();
+            if let Err(e) = sources.wait(1000, &mut ready) {
                 if e.kind() != std::io::ErrorKind::Interrupted {
-                    tracing::error!(error = %e, "poll failed");
+                    tracing::error!(error = %e, "epoll_wait failed");
                 }
                 continue;
             }
-            for i in 0..self.udp.len() {
-                if fds[i].revents == 0 {
+            for &i in &ready {
+                if i == self.udp.len() {
+                    self.input.efd.drain();
                     continue;
                 }
                 let Some(local) = locals[i] else { continue };
@@ -281,9 +276,6 @@ impl Worker {
                         break;
                     }
                 }
-            }
-            if fds[self.udp.len()].revents != 0 {
-                self.input.efd.drain();
             }
             for _ in 0..BATCH {
                 match self.input.rx.try_recv() {
