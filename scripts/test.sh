@@ -9,7 +9,8 @@ section() { printf '\n======== %s ========\n' "$*"; }
 
 section "install + release build (scripts/install.sh)"
 # postgresql: the server binaries (initdb, postgres, pg_ctl) for the throwaway test clusters
-scripts/install.sh postgresql
+# sipvicious: svcrack, a real brute-force tool, against routes/security.py (tests/routes_security.rs)
+scripts/install.sh postgresql sipvicious
 if ! command -v cargo >/dev/null; then export PATH="$HOME/.cargo/bin:$PATH"; fi
 
 section "Kamailio's SQL schema files (tests/db.rs compares ksrd's schema with them)"

@@ -1,0 +1,165 @@
+//! routes/security.py against the real ksrd and a real attack tool: SIPVicious svcrack guessing
+//! a subscriber's password (its `friendly-scanner` REGISTERs are dropped and the source banned,
+//! so it finds nothing), and a phone-like client with wrong passwords (after MAX_FAILURES = 3 the
+//! source gets no answer at all, other sources still register, `htable.delete ipban IP` lifts it).
+mod common;
+use common::digest::answer;
+use common::*;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const SECRET: &str = "Zebra-77-secret";
+const QUIET: Duration = Duration::from_millis(400);
+
+fn start() -> (Ksrd, TempDir) {
+    let dir = TempDir::new("security");
+    let url = format!("sqlite://{}", dir.path().join("sec.db").display());
+    let cfg = dir.path().join("cli.toml");
+    std::fs::write(&cfg, format!("db_url = \"{url}\"\n")).unwrap();
+    let out = ksrd_cmd()
+        .arg("--config")
+        .arg(&cfg)
+        .args(["subscriber", "add", "1000@127.0.0.1", SECRET])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let k = Ksrd::start_with_route_file(
+        "routes/security.py",
+        &format!(
+            "db_url = \"{url}\"\n[modparam.htable]\nhtable = \"ipban=>size=8;autoexpire=300;initval=0\"\n"
+        ),
+    );
+    (k, dir)
+}
+
+fn options_from(k: &Ksrd, ip: &str) -> Option<SipMsg> {
+    let c = UdpClient::bind(&format!("{ip}:0"), k.port);
+    c.send(&options(k.port, c.addr()).build());
+    c.recv_final(QUIET)
+}
+
+#[test]
+fn svcrack_finds_nothing_and_its_source_is_banned() {
+    let (k, dir) = start();
+    let dict = dir.path().join("dict");
+    let mut words: Vec<String> = (1..=40).map(|i| format!("guess{i}")).collect();
+    words.push(SECRET.into());
+    std::fs::write(&dict, words.join("\n") + "\n").unwrap();
+    // svcrack 0.3.3 sends from 127.0.0.1 whatever -b says; its own port is a free one.
+    let out = Command::new("svcrack")
+        .args(["-u", "1000", "-d"])
+        .arg(&dict)
+        .args([
+            "-p",
+            &k.port.to_string(),
+            "-P",
+            &free_port().to_string(),
+            "-t",
+            "0.05",
+        ])
+        .arg("127.0.0.1")
+        .stdin(Stdio::null())
+        .output()
+        .expect("svcrack (Debian sipvicious; scripts/test.sh installs it)");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !text.contains(SECRET),
+        "svcrack found the password:\n{text}"
+    );
+    assert!(
+        k.log()
+            .contains("scanner 127.0.0.1 (friendly-scanner) dropped and banned"),
+        "{}",
+        k.log_tail(20)
+    );
+    let ban = k.rpc("htable.get", json!(["ipban", "127.0.0.1"]));
+    assert!(ban["result"]["item"]["value"].as_i64() > Some(3), "{ban}");
+    // The banned source gets nothing, even a harmless OPTIONS; another source is served.
+    assert!(options_from(&k, "127.0.0.1").is_none());
+    assert_eq!(options_from(&k, "127.0.0.2").expect("answered").code, 200);
+    // The operator lifts the ban.
+    let del = k.rpc("htable.delete", json!(["ipban", "127.0.0.1"]));
+    assert_eq!(del["result"], "Ok. Key deleted.", "{del}");
+    assert_eq!(
+        options_from(&k, "127.0.0.1").expect("answered again").code,
+        200
+    );
+}
+
+#[test]
+fn wrong_passwords_ban_the_source_but_not_the_others() {
+    let (k, _dir) = start();
+    let uri = format!("sip:127.0.0.1:{}", k.port);
+    let reg = |c: &UdpClient| {
+        Req::new("REGISTER", &uri, c.addr())
+            .set("From", "<sip:1000@127.0.0.1>;tag=s1")
+            .set("To", "<sip:1000@127.0.0.1>")
+            .set("Contact", &format!("<sip:1000@{}>", c.addr()))
+    };
+    let attacker = UdpClient::bind("127.0.0.3:0", k.port);
+    let first = attacker.request(&reg(&attacker).build());
+    assert_eq!(first.code, 401);
+    let mut www = first.header("www-authenticate").unwrap().to_string();
+    for n in 1..=3 {
+        let bad = reg(&attacker)
+            .set(
+                "Authorization",
+                &answer(&www, "1000", "wrong", "REGISTER", &uri, None),
+            )
+            .next_transaction(n + 1);
+        let r = attacker.request(&bad.build());
+        assert_eq!(r.code, 401, "failure {n} is still challenged");
+        www = r.header("www-authenticate").unwrap().to_string();
+    }
+    // The fourth failure, and anything after it, gets no answer at all.
+    let bad = reg(&attacker)
+        .set(
+            "Authorization",
+            &answer(&www, "1000", "wrong", "REGISTER", &uri, None),
+        )
+        .next_transaction(5);
+    attacker.send(&bad.build());
+    assert!(attacker.recv_final(QUIET).is_none());
+    let right = reg(&attacker)
+        .set(
+            "Authorization",
+            &answer(&www, "1000", SECRET, "REGISTER", &uri, None),
+        )
+        .next_transaction(6);
+    attacker.send(&right.build());
+    assert!(
+        attacker.recv_final(QUIET).is_none(),
+        "even the right password"
+    );
+    // The real phone elsewhere registers.
+    let phone = UdpClient::bind("127.0.0.2:0", k.port);
+    let ch = phone.request(&reg(&phone).build());
+    assert_eq!(ch.code, 401);
+    let ok = reg(&phone)
+        .set(
+            "Authorization",
+            &answer(
+                ch.header("www-authenticate").unwrap(),
+                "1000",
+                SECRET,
+                "REGISTER",
+                &uri,
+                None,
+            ),
+        )
+        .next_transaction(2);
+    assert_eq!(phone.request(&ok.build()).code, 200);
+    k.rpc("htable.delete", json!(["ipban", "127.0.0.3"]));
+    assert_eq!(
+        options_from(&k, "127.0.0.3").expect("answered again").code,
+        200
+    );
+}
