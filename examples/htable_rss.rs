@@ -8,17 +8,9 @@ use ksrd::modules::htable::{SetVal, Table};
 
 const N: usize = 1_000_000;
 
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|n| n.parse().ok())
-        })
-        .unwrap_or(0)
-}
+#[path = "common/rss.rs"]
+mod rss;
+use rss::rss_kib;
 
 fn measure(what: &str, spec: &str, key: impl Fn(usize) -> String, val: SetVal<'_>) {
     let before = rss_kib();
