@@ -47,12 +47,14 @@ pub fn save(ctx: &mut RouteCtx, table: &str, flags: i64, uri: Option<&str>) -> i
         Ok(a) => a,
         Err(info) => return fail(ctx, flags, bad(info)),
     };
-    let outcome = process(ctx, table, flags, &aor, &p);
+    // One clock reading per REGISTER (Kamailio's act_time): the expiry stored and the expires
+    // the 200 reports come from the same second.
+    let t = now();
+    let outcome = process(ctx, table, flags, &aor, &p, t);
     match outcome {
         Ok((did, contacts)) => {
             if flags & 0x02 == 0 {
                 let mut extra = String::new();
-                let t = now();
                 if !contacts.is_empty() {
                     extra.push_str("Contact: ");
                     for (i, c) in contacts.iter().enumerate() {
@@ -138,6 +140,7 @@ fn process(
     flags: i64,
     aor: &str,
     p: &RegParams,
+    t: i64,
 ) -> Result<(Did, Vec<Contact>), RegError> {
     let m = ctx.request().ok_or_else(|| bad("Message parse error"))?;
     let callid = m
@@ -156,7 +159,6 @@ fn process(
         ),
     };
     let domain = ctx.core.ul.domain(table);
-    let t = now();
     let list = match contacts {
         Contacts::Star => {
             // RFC 3261 §10.3 step 6: "*" only with Expires: 0.
