@@ -335,6 +335,7 @@ impl Config {
         let (modparams, unknown_modules) =
             modparam::validate(&raw.modparam).map_err(|(key, msg)| verr(&key, msg))?;
         crate::modules::htable::validate(&modparams).map_err(|(key, msg)| verr(&key, msg))?;
+        crate::modules::nathelper::validate(&modparams).map_err(|(key, msg)| verr(&key, msg))?;
         crate::modules::usrloc::validate(&modparams, db.url.is_some())
             .map_err(|(key, msg)| verr(&key, msg))?;
         let mut script_cfg = script;

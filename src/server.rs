@@ -244,6 +244,8 @@ pub fn run(cfg: Config) -> Result<(), StartError> {
     core.ul
         .start_timer(std::time::Duration::from_secs(every as u64));
     crate::modules::htable::rpc::register(&mut reg, core.clone());
+    crate::modules::nathelper::register_rpc(&mut reg, core.clone());
+    crate::modules::nathelper::natping::Pinger::start(&core);
     script_rpc::register(&mut reg, reloader);
     let reg = Arc::new(reg);
     if let Some(addr) = cfg.rpc_http {

@@ -262,6 +262,7 @@ pub fn build_request(
         .map(|h| h.line_span.start)
         .unwrap_or_else(|| msg.first_header_offset());
     edits.insert(at, via.into_bytes());
+    edits.fix_content_length(msg);
     out.clear();
     edits.apply(msg.raw(), out);
     Ok(())
@@ -319,6 +320,7 @@ pub fn forward_reply(
     if refuse_dest(&dest) {
         return Err(FwdError::NoRoute("broadcast or unspecified destination"));
     }
+    edits.fix_content_length(msg);
     out.clear();
     edits.apply(msg.raw(), out);
     core.stats.inc(Stat::FwdReplies);

@@ -47,6 +47,8 @@ pub struct Core {
     pub ul: std::sync::Arc<crate::modules::usrloc::Usrloc>,
     /// Digest authentication state (nonce secret, settings).
     pub auth: crate::modules::auth::AuthState,
+    /// nathelper settings and NAT keepalives.
+    pub nathelper: std::sync::Arc<crate::modules::nathelper::NatHelper>,
     /// The database (`db_url`), set once at start-up; use [`Core::db`].
     pub db: std::sync::OnceLock<crate::db::Db>,
     /// Prefix of every to-tag we generate, so ACKs to our replies are recognised.
@@ -70,6 +72,9 @@ impl Core {
                 &cfg.modparams,
             )),
             ul: Default::default(),
+            nathelper: std::sync::Arc::new(crate::modules::nathelper::NatHelper::from_modparams(
+                &cfg.modparams,
+            )),
             auth,
             tm,
             db: std::sync::OnceLock::new(),

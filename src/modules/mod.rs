@@ -8,6 +8,7 @@ pub mod htable;
 pub mod kx;
 pub mod maxfwd;
 pub mod modparam;
+pub mod nathelper;
 pub mod pv;
 pub mod pvx;
 pub mod registrar;
@@ -40,6 +41,7 @@ pub static EXPORT_TABLES: &[&[Export]] = &[
     crate::tm::tmx::EXPORTS,
     crate::rr::EXPORTS,
     htable::EXPORTS,
+    nathelper::EXPORTS,
 ];
 
 /// Parameters of the modules ksrd has (Kamailio names and types).
@@ -94,6 +96,7 @@ pub static MODULE_PARAMS: &[ModuleParams] = &[
     },
     crate::rr::PARAMS,
     htable::PARAMS,
+    nathelper::PARAMS,
     ModuleParams {
         module: "tm",
         params: &[

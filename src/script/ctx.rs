@@ -90,6 +90,8 @@ pub struct RouteCtx {
     pub auth: crate::modules::auth::check::AuthCtx,
     /// rr module state of this message: Record-Route to add when sending, Route params seen.
     pub rr: Option<crate::rr::RrState>,
+    /// nathelper state of this message (the rewritten Contact).
+    pub nat: crate::modules::nathelper::NatCtx,
     /// htable iterators and slot locks of this worker (`KSR.htable.sht_iterator_*`, `sht_lock`).
     pub htable: crate::modules::htable::HtCtx,
 }
@@ -145,6 +147,7 @@ impl RouteCtx {
             tm: Default::default(),
             auth: Default::default(),
             rr: None,
+            nat: Default::default(),
             htable: Default::default(),
         }
     }
@@ -180,6 +183,7 @@ impl RouteCtx {
         self.tm.reset();
         self.auth = Default::default();
         self.rr = None;
+        self.nat = Default::default();
         // Slot locks are per route run: a forgotten sht_unlock must not block other workers.
         self.htable.release_all();
         if !self.avps.is_empty() {

@@ -464,6 +464,9 @@ impl Worker {
     fn reply(&mut self, msg: SipMsg, ep: Endpoint) {
         let core = self.core.clone();
         core.stats.inc(Stat::RcvReplies);
+        if core.nathelper.ping.absorb(&msg) {
+            return;
+        }
         let gen = self.host.current();
         let span = tracing::info_span!(
             "sip",

@@ -63,6 +63,48 @@ impl Edits {
             .any(|d| d.start <= span.start && span.end <= d.end)
     }
 
+    /// How many bytes the edits add to (negative: take from) the range `within`; inserts at
+    /// either end of it count as inside.
+    pub fn len_delta_within(&self, within: Span) -> i64 {
+        let (lo, hi) = (within.start, within.end);
+        let mut delta: i64 = self
+            .inserts
+            .iter()
+            .filter(|i| lo <= i.at && i.at <= hi)
+            .map(|i| i.bytes.len() as i64)
+            .sum();
+        let mut dels: Vec<(u32, u32)> = self
+            .deletes
+            .iter()
+            .map(|d| (d.start.max(lo), d.end.min(hi)))
+            .filter(|(s, e)| s < e)
+            .collect();
+        dels.sort_unstable();
+        let mut end = 0;
+        for (s, e) in dels {
+            let s = s.max(end);
+            if s < e {
+                delta -= (e - s) as i64;
+                end = e;
+            }
+        }
+        delta
+    }
+
+    /// When the edits change the body's length, make Content-Length say the new length
+    /// (nathelper's SDP rewrites; Kamailio recomputes it when it builds the message).
+    pub fn fix_content_length(&mut self, msg: &super::SipMsg) {
+        let body = msg.body_span();
+        let delta = self.len_delta_within(body);
+        if delta == 0 {
+            return;
+        }
+        if let Some(h) = msg.first(super::HdrName::ContentLength) {
+            let len = (body.len() as i64 + delta).max(0);
+            self.replace(h.value_span, len.to_string().into_bytes());
+        }
+    }
+
     /// Appends the edited message to `out`; untouched bytes are copied verbatim.
     pub fn apply(&self, raw: &[u8], out: &mut Vec<u8>) {
         if self.is_empty() {

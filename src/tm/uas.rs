@@ -230,6 +230,7 @@ pub fn relay_reply(core: &Core, g: &mut Txn, reply: &SipMsg, edits: &crate::sip:
         }),
         _ => edits.delete(reply.headers()[top.header_index].line_span),
     }
+    edits.fix_content_length(reply);
     let mut out = Vec::with_capacity(reply.raw().len());
     edits.apply(reply.raw(), &mut out);
     relay_bytes(core, g, reply, out)

@@ -68,7 +68,7 @@ impl RegParams {
 }
 
 /// `$avp(s:name)` / `$avp(name)` → `name`.
-fn avp_name(spec: &str) -> String {
+pub fn avp_name(spec: &str) -> String {
     let s = spec.trim();
     let s = s
         .strip_prefix("$avp(")

@@ -188,7 +188,10 @@ fn process(
     let cflags = ctx.bflags;
     // Validate every contact before changing anything.
     let mut parsed = Vec::with_capacity(list.len());
-    for na in list {
+    // nathelper's fix_nated_contact / set_contact_alias rewrote the first Contact: Kamailio's
+    // registrar saves the rewritten URI.
+    let rewritten = ctx.nat.contact_uri.as_deref();
+    for (i, na) in list.iter().enumerate() {
         let exp_param = na
             .params
             .iter()
@@ -239,7 +242,10 @@ fn process(
                 .and_then(|(_, v)| v.clone())
         };
         parsed.push((
-            na.uri_text.clone(),
+            match rewritten {
+                Some(u) if i == 0 => u.to_string(),
+                _ => na.uri_text.clone(),
+            },
             exp,
             q,
             param("+sip.instance"),

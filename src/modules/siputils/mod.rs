@@ -2,6 +2,7 @@
 
 use crate::script::ctx::RouteCtx;
 use crate::script::exports::{ex, Args, Export, Ty::*, Val};
+use crate::sip::HdrName;
 
 fn b(x: bool) -> Val {
     Val::Int(if x { 1 } else { -1 })
@@ -19,13 +20,46 @@ fn is_request(ctx: &mut RouteCtx, _: &Args) -> Val {
 fn is_reply(ctx: &mut RouteCtx, _: &Args) -> Val {
     b(ctx.msg.as_ref().is_some_and(|m| !m.is_request()))
 }
-fn is_first_hop(ctx: &mut RouteCtx, _: &Args) -> Val {
+/// siputils is_first_hop: a request with one Via; a reply whose top Record-Route is ours (mode
+/// 0 also wants an IP there and a source address that is not ours, to skip local loops).
+fn first_hop(ctx: &RouteCtx, mode: i64) -> bool {
     let Some(m) = ctx.msg.as_ref() else {
-        return b(false);
+        return false;
     };
-    let n = m.vias().map(|v| v.len()).unwrap_or(0);
-    // A request from the first hop carries one Via; a reply to us carries only ours.
-    b(n == 1)
+    if m.is_request() {
+        return m.vias().map(|v| v.len()).unwrap_or(0) == 1;
+    }
+    let Some(h) = m.first(HdrName::RecordRoute) else {
+        return false;
+    };
+    let v = m.value(h);
+    let Some(first) = v.split(|c| *c == b',').next() else {
+        return false;
+    };
+    let Ok(na) = crate::sip::NameAddr::parse(first) else {
+        return false;
+    };
+    let host = na.uri.host.as_str();
+    if !ctx.core.myself.check(host, na.uri.port) {
+        return false;
+    }
+    if mode == 0 {
+        let is_ip = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok();
+        if !is_ip || ctx.core.myself.check(&ctx.ep.remote.ip().to_string(), None) {
+            return false;
+        }
+    }
+    true
+}
+fn is_first_hop(ctx: &mut RouteCtx, _: &Args) -> Val {
+    b(first_hop(ctx, 0))
+}
+fn is_first_hop_mode(ctx: &mut RouteCtx, a: &Args) -> Val {
+    b(first_hop(ctx, a.int(0)))
 }
 
 /// `KSR.siputils.*` exports.
@@ -59,7 +93,15 @@ pub static EXPORTS: &[Export] = &[
         "is_first_hop",
         &[],
         Int,
-        "1 if the message has a single Via (first hop), else -1",
+        "1 if a request has a single Via, or a reply's top Record-Route is ours with an IP",
         is_first_hop,
+    ),
+    ex(
+        "siputils",
+        "is_first_hop_mode",
+        &[("mode", Int)],
+        Int,
+        "is_first_hop; for replies mode 1 skips the IP and local-source checks",
+        is_first_hop_mode,
     ),
 ];
