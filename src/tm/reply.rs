@@ -97,6 +97,8 @@ pub fn on_reply(
     std::mem::swap(&mut ctx.avps, &mut g.avps);
     std::mem::swap(&mut ctx.xavps, &mut g.xavps);
     ctx.flags = g.saved.flags;
+    // The reply's branch flags, as Kamailio's onreply routes see them (isbflagset(FLB_NATB)).
+    ctx.bflags = g.branches[idx].bflags;
     ctx.tm.tx = Some(g);
     if core_reply_route {
         run(ctx, "ksr_reply_route");
@@ -112,6 +114,9 @@ pub fn on_reply(
     std::mem::swap(&mut ctx.avps, &mut g.avps);
     std::mem::swap(&mut ctx.xavps, &mut g.xavps);
     g.saved.flags = ctx.flags;
+    if let Some(b) = g.branches.get_mut(idx) {
+        b.bflags = ctx.bflags;
+    }
     let drop = ctx.drop;
     let edits = ctx.forward_edits();
     let Some(msg) = ctx.end() else { return };

@@ -157,7 +157,16 @@ impl Sender {
                 return Some(s);
             }
         }
-        self.udp.iter().find(|(a, _)| a.is_ipv4() == dest.is_ipv4())
+        // A socket on a loopback address cannot reach other hosts (EINVAL), and one on a
+        // public address should not talk to loopback: prefer the same kind, then the family.
+        let family = |a: &SocketAddr| a.is_ipv4() == dest.is_ipv4();
+        let reaches = |a: &SocketAddr| {
+            a.ip().is_unspecified() || a.ip().is_loopback() == dest.ip().is_loopback()
+        };
+        self.udp
+            .iter()
+            .find(|(a, _)| family(a) && reaches(a))
+            .or_else(|| self.udp.iter().find(|(a, _)| family(a)))
     }
 
     /// Local address used to reach `dest` over `proto` (for our Via).

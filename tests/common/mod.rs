@@ -15,6 +15,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 pub mod digest;
+pub mod netns;
 pub mod pg;
 pub mod sipp;
 
@@ -668,6 +669,8 @@ pub struct StartOpts {
     pub no_wait: bool,
     /// Extra files (name, content) written into the routes directory before start (helper modules).
     pub files: Vec<(String, String)>,
+    /// Run ksrd inside this network namespace (`ip netns exec`); readiness is probed from it.
+    pub netns: Option<String>,
 }
 
 pub struct Ksrd {
@@ -680,6 +683,7 @@ pub struct Ksrd {
     pub config_path: PathBuf,
     pub log_path: PathBuf,
     route: PathBuf,
+    netns: Option<String>,
 }
 
 impl Ksrd {
@@ -798,12 +802,20 @@ impl Ksrd {
             dir.path(),
             &route_cfg,
             o.watch.unwrap_or(default_watch),
-            &o.extra_toml,
+            // "{port}" in the extra config is the SIP port picked here (netns tests list it).
+            &o.extra_toml.replace("{port}", &port.to_string()),
         );
         fs::write(&config_path, cfg).unwrap();
         let log_path = dir.path().join("ksrd.log");
         let log = fs::File::create(&log_path).unwrap();
-        let mut cmd = Command::new(ksrd_bin());
+        let mut cmd = match &o.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, &ksrd_bin()]);
+                c
+            }
+            None => Command::new(ksrd_bin()),
+        };
         // if the test process dies, take ksrd with it (signal fires when the spawning thread ends:
         // shared servers are spawned from a thread that never ends, see `shared`)
         unsafe {
@@ -832,6 +844,7 @@ impl Ksrd {
             config_path,
             log_path,
             route,
+            netns: o.netns.clone(),
         };
         k
     }
@@ -847,6 +860,21 @@ impl Ksrd {
 
     /// [`Ksrd::wait_ready`], returning what went wrong instead of panicking.
     pub fn try_ready(&self) -> Result<(), String> {
+        if let Some(ns) = self.netns.clone() {
+            // The probe must come from inside the namespace: a thread of our own moves there.
+            return std::thread::scope(|s| {
+                s.spawn(|| {
+                    netns::enter(&ns);
+                    self.probe_ready(false)
+                })
+                .join()
+                .unwrap_or_else(|_| Err("readiness probe panicked".into()))
+            });
+        }
+        self.probe_ready(true)
+    }
+
+    fn probe_ready(&self, rpc: bool) -> Result<(), String> {
         let end = Instant::now() + START_TIMEOUT;
         let c = UdpClient::new(self.port);
         while Instant::now() < end {
@@ -860,7 +888,7 @@ impl Ksrd {
             if c.recv_final(Duration::from_millis(150)).is_some() {
                 return Ok(());
             }
-            let bound = UdpSocket::bind(("127.0.0.1", self.port)).is_err();
+            let bound = rpc && UdpSocket::bind(("127.0.0.1", self.port)).is_err();
             if bound {
                 if let Ok(v) = self.try_rpc("core.version", json!([])) {
                     if v.get("result").is_some() {

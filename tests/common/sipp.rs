@@ -32,12 +32,31 @@ pub struct Sipp {
 
 /// Start sipp in `dir` with the common options (loopback, own port, no stdin, errors traced).
 pub fn sipp(dir: &Path, tag: &str, local_port: u16, args: &[&str]) -> Sipp {
+    sipp_at(dir, tag, None, "127.0.0.1", local_port, args)
+}
+
+/// [`sipp`] inside a network namespace (`ip netns exec`), on address `ip` there.
+pub fn sipp_at(
+    dir: &Path,
+    tag: &str,
+    netns: Option<&str>,
+    ip: &str,
+    local_port: u16,
+    args: &[&str],
+) -> Sipp {
     let out = dir.join(format!("{tag}.out"));
     let err = dir.join(format!("{tag}_errors.log"));
-    let mut cmd = Command::new(sipp_bin());
+    let mut cmd = match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns, &sipp_bin()]);
+            c
+        }
+        None => Command::new(sipp_bin()),
+    };
     cmd.args([
         "-i",
-        "127.0.0.1",
+        ip,
         "-p",
         &local_port.to_string(),
         "-nostdin",
