@@ -30,7 +30,7 @@ fn start() -> (Ksrd, TempDir) {
     let k = Ksrd::start_with_route_file(
         "routes/security.py",
         &format!(
-            "db_url = \"{url}\"\n[modparam.htable]\nhtable = \"ipban=>size=8;autoexpire=300;initval=0\"\n"
+            "db_url = \"{url}\"\n[modparam.htable]\nhtable = [\"ipban=>size=8;autoexpire=300;initval=0\", \"wrongpass=>size=8;autoexpire=900;initval=0\"]\n"
         ),
     );
     (k, dir)
@@ -75,8 +75,7 @@ fn svcrack_finds_nothing_and_its_source_is_banned() {
         "svcrack found the password:\n{text}"
     );
     assert!(
-        k.log()
-            .contains("scanner 127.0.0.1 (friendly-scanner) dropped and banned"),
+        k.log().contains("Attack attempt! IP:127.0.0.1:"),
         "{}",
         k.log_tail(20)
     );
@@ -162,4 +161,118 @@ fn wrong_passwords_ban_the_source_but_not_the_others() {
         options_from(&k, "127.0.0.3").expect("answered again").code,
         200
     );
+}
+
+/// A REGISTER for `user` from `c`, with an answer to `www` made with `pass` when given.
+fn register(k: &Ksrd, c: &UdpClient, user: &str, auth: Option<(&str, &str)>, cseq: u32) -> SipMsg {
+    let uri = format!("sip:127.0.0.1:{}", k.port);
+    let mut r = Req::new("REGISTER", &uri, c.addr())
+        .set("From", &format!("<sip:{user}@127.0.0.1>;tag=s{cseq}"))
+        .set("To", &format!("<sip:{user}@127.0.0.1>"))
+        .set("Contact", &format!("<sip:{user}@{}>", c.addr()))
+        .next_transaction(cseq);
+    if let Some((www, pass)) = auth {
+        r = r.set(
+            "Authorization",
+            &answer(www, user, pass, "REGISTER", &uri, None),
+        );
+    }
+    c.request(&r.build())
+}
+
+/// `n` wrong passwords for `user` from `c`; the last challenge.
+fn fail(k: &Ksrd, c: &UdpClient, user: &str, n: u32) -> SipMsg {
+    let mut r = register(k, c, user, None, 1);
+    for i in 0..n {
+        assert_eq!(r.code, 401, "{user} failure {i}: {}", r.text());
+        let www = r.header("www-authenticate").unwrap().to_string();
+        r = register(k, c, user, Some((&www, "wrong")), i + 2);
+    }
+    r
+}
+
+#[test]
+fn guessing_from_many_addresses_blocks_the_user_and_tells_nothing_about_who_exists() {
+    let (k, _dir) = start();
+    // 3 + 2 wrong passwords for 1000 from two addresses (each stays under its own ban).
+    for (ip, n) in [("127.0.0.3", 3), ("127.0.0.4", 2)] {
+        let c = UdpClient::bind(&format!("{ip}:0"), k.port);
+        assert_eq!(fail(&k, &c, "1000", n).code, 401);
+    }
+    // The same for a user that does not exist.
+    for (ip, n) in [("127.0.0.5", 3), ("127.0.0.6", 2)] {
+        let c = UdpClient::bind(&format!("{ip}:0"), k.port);
+        assert_eq!(fail(&k, &c, "nobody", n).code, 401);
+    }
+    // Now even the right password from a fresh address is refused for 1000, and "nobody" gets
+    // exactly the same answer: an attacker cannot tell which one exists.
+    let phone = UdpClient::bind("127.0.0.2:0", k.port);
+    let ch = register(&k, &phone, "1000", None, 1);
+    assert_eq!(ch.code, 401);
+    let www = ch.header("www-authenticate").unwrap().to_string();
+    let blocked = register(&k, &phone, "1000", Some((&www, SECRET)), 2);
+    assert_eq!((blocked.code, blocked.reason.as_str()), (403, "Try later"));
+    let other = UdpClient::bind("127.0.0.7:0", k.port);
+    let ch = register(&k, &other, "nobody", None, 1);
+    let www2 = ch.header("www-authenticate").unwrap().to_string();
+    let nobody = register(&k, &other, "nobody", Some((&www2, "x")), 2);
+    assert_eq!((nobody.code, nobody.reason.as_str()), (403, "Try later"));
+    assert!(
+        k.log().contains("user 1000 from 127.0.0.2 blocked"),
+        "{}",
+        k.log_tail(10)
+    );
+    // The operator lifts the block; the phone registers.
+    let del = k.rpc("htable.delete", json!(["wrongpass", "1000::auth_count"]));
+    assert_eq!(del["result"], "Ok. Key deleted.", "{del}");
+    let ok = register(&k, &phone, "1000", Some((&www, SECRET)), 3);
+    assert_eq!(ok.code, 200, "{}", ok.text());
+}
+
+fn run_tool(cmd: &mut Command) -> String {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .expect("SIPVicious (Debian sipvicious; scripts/test.sh installs it)");
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn svwar_finds_no_extension_and_svmap_no_server() {
+    let (k, _dir) = start();
+    let port = k.port.to_string();
+    let war = run_tool(
+        Command::new("svwar")
+            .args(["-e", "990-1010", "-m", "REGISTER", "-p", &port])
+            .args(["-P", &free_port().to_string(), "-t", "0.02", "--force"])
+            .arg("127.0.0.1"),
+    );
+    // svwar prints a table of the extensions it told apart; 1000 must not be in it.
+    assert!(
+        !war.lines()
+            .any(|l| l.contains("| 1000 ") || l.trim_start().starts_with("1000")),
+        "svwar told the existing user apart:\n{war}"
+    );
+    assert!(war.contains("found nothing"), "{war}");
+    let map = run_tool(
+        Command::new("svmap")
+            .args(["-p", &port, "-P", &free_port().to_string(), "-t", "0.02"])
+            .arg("127.0.0.1"),
+    );
+    assert!(
+        !map.contains(&format!("127.0.0.1:{port}")),
+        "svmap fingerprinted ksrd:\n{map}"
+    );
+    assert!(map.contains("found nothing"), "{map}");
+    assert!(
+        k.log().contains("Attack attempt! IP:127.0.0.1:"),
+        "{}",
+        k.log_tail(10)
+    );
+    // And the scanning address is banned.
+    assert!(options_from(&k, "127.0.0.1").is_none());
 }
