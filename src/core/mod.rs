@@ -47,6 +47,8 @@ pub struct Core {
     pub ul: std::sync::Arc<crate::modules::usrloc::Usrloc>,
     /// Digest authentication state (nonce secret, settings).
     pub auth: crate::modules::auth::AuthState,
+    /// sqlops named connections (`modparam.sqlops.sqlcon`), opened at start-up.
+    pub sqlops: crate::modules::sqlops::Sqlops,
     /// The database (`db_url`), set once at start-up; use [`Core::db`].
     pub db: std::sync::OnceLock<crate::db::Db>,
     /// Prefix of every to-tag we generate, so ACKs to our replies are recognised.
@@ -73,6 +75,7 @@ impl Core {
             auth,
             tm,
             db: std::sync::OnceLock::new(),
+            sqlops: crate::modules::sqlops::Sqlops::from_params(&cfg.modparams),
             shv,
             htable,
             cfg,

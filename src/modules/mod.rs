@@ -14,6 +14,7 @@ pub mod registrar;
 pub mod sanity;
 pub mod siputils;
 pub mod sl;
+pub mod sqlops;
 pub mod usrloc;
 pub mod xlog;
 
@@ -40,6 +41,7 @@ pub static EXPORT_TABLES: &[&[Export]] = &[
     crate::tm::tmx::EXPORTS,
     crate::rr::EXPORTS,
     htable::EXPORTS,
+    sqlops::EXPORTS,
 ];
 
 /// Parameters of the modules ksrd has (Kamailio names and types).
@@ -94,6 +96,7 @@ pub static MODULE_PARAMS: &[ModuleParams] = &[
     },
     crate::rr::PARAMS,
     htable::PARAMS,
+    sqlops::PARAMS,
     ModuleParams {
         module: "tm",
         params: &[

@@ -47,9 +47,8 @@ fn failure(ret: Ty) -> Val {
 
 /// A `list` (or `tuple`) argument of str, int, float, bool or None.
 fn list_arg(e: &Export, pname: &str, item: &Bound<'_, PyAny>) -> PyResult<Vec<ListItem>> {
-    let bad = |what: String| {
-        PyTypeError::new_err(format!("KSR {}(): parameter {pname} {what}", e.name))
-    };
+    let bad =
+        |what: String| PyTypeError::new_err(format!("KSR {}(): parameter {pname} {what}", e.name));
     let seq: Vec<Bound<'_, PyAny>> = if let Ok(l) = item.cast::<PyList>() {
         l.iter().collect()
     } else if let Ok(t) = item.cast::<PyTuple>() {
@@ -75,7 +74,10 @@ fn list_arg(e: &Export, pname: &str, item: &Bound<'_, PyAny>) -> PyResult<Vec<Li
             } else {
                 Err(bad(format!(
                     "[{k}] must be str, int, float or None, not {}",
-                    x.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+                    x.get_type()
+                        .name()
+                        .map(|n| n.to_string())
+                        .unwrap_or_default()
                 )))
             }
         })
