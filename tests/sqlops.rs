@@ -53,6 +53,7 @@ def case_getters():
     o["update"] = q("UPDATE t SET note = 'y' WHERE id = 2")
     o["rows_after_update"] = S.sql_num_rows("ra")
     q("SELECT id FROM t")
+    o["anonymous"] = q("UPDATE t SET note = note WHERE id = 99", "")
     o["bad_sql"] = q("SELEC nonsense")
     o["rows_after_error"] = S.sql_num_rows("ra")
     o["types_rc"] = q("SELECT CAST(1.5 AS DOUBLE PRECISION) AS d, CAST(7 AS BIGINT) AS b, 'txt' AS s, NULL AS n", "rt")
@@ -230,7 +231,7 @@ fn query_results_getters_and_dbr(store: Store) {
         "dbr_var": 2, "dbr_null": null, "dbr_oob": null, "dbr_never": 0,
         "free": 1, "rows_after_free": 0,
         "update": 0, "rows_after_update": 0,
-        "bad_sql": -1, "rows_after_error": 0,
+        "anonymous": 0, "bad_sql": -1, "rows_after_error": 0,
         "types_rc": 0, "types": ["1.5", 7, "txt", null],
         "count": 2,
     });

@@ -230,9 +230,6 @@ fn query_into(ctx: &mut RouteCtx, con: &str, sql: &str, params: Vec<Value>, res:
         tracing::error!(res, "sqlops: invalid result container [{res}]: {e}");
         return Val::Int(-1);
     }
-    if ctx.core.sqlops.con(con).is_none() {
-        return Val::Int(-1);
-    }
     let Some(r) = run(ctx, con, sql, params) else {
         return Val::Int(-1);
     };
@@ -393,9 +390,9 @@ fn sql_is_null(ctx: &mut RouteCtx, a: &Args) -> Val {
         result::cell(r, row, col).map(|v| v.is_none())
     });
     match r {
-        Ok(Ok(true)) => Val::Int(1),
-        Ok(Ok(false)) => Val::Int(0),
-        Ok(Err(())) => {
+        Ok(Some(true)) => Val::Int(1),
+        Ok(Some(false)) => Val::Int(0),
+        Ok(None) => {
             tracing::error!("sqlops: index out of bounds [{row},{col}] in [{res}]");
             Val::Int(-1)
         }
@@ -410,8 +407,13 @@ fn sql_is_null(ctx: &mut RouteCtx, a: &Args) -> Val {
 /// range and an invalid container.
 fn result_get(ctx: &RouteCtx, a: &Args, null: Val) -> Val {
     let res = a.str(0);
+    if res.is_empty() {
+        // ki_sqlops_result_get_mode is the one place that refuses an empty name.
+        tracing::error!("sqlops: invalid result name");
+        return null;
+    }
     let r = result::with(res, ctx.core.sqlops.maxsize, |r| {
-        result::cell(r, a.int(1), a.int(2)).ok().flatten().cloned()
+        result::cell(r, a.int(1), a.int(2)).flatten().cloned()
     });
     match r {
         Ok(Some(v)) => v.into(),

@@ -24,9 +24,6 @@ pub struct SqlResult {
 /// Why a container cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ResultError {
-    /// An empty container name.
-    #[error("invalid result name")]
-    EmptyName,
     /// More containers than `results_maxsize` (sql_get_result).
     #[error("too many result containers defined (results_maxsize = {0})")]
     TooMany(usize),
@@ -54,9 +51,8 @@ pub fn with<R>(
     maxsize: usize,
     f: impl FnOnce(&mut SqlResult) -> R,
 ) -> Result<R, ResultError> {
-    if name.is_empty() {
-        return Err(ResultError::EmptyName);
-    }
+    // "" is a container like any other (Kamailio only checks for a NULL name), so
+    // `sql_query(con, "INSERT ...", "")` works as in Kamailio.
     RESULTS.with(|m| {
         use std::collections::hash_map::Entry;
         let mut m = m.borrow_mut();
@@ -91,18 +87,14 @@ pub fn reset(r: &mut SqlResult) {
     r.rows.clear();
 }
 
-/// Cell `[row, col]`: `Err(())` when out of range, `Ok(None)` for NULL.
-pub fn cell(r: &SqlResult, row: i64, col: i64) -> Result<Option<&PvVal>, ()> {
-    let row = usize::try_from(row).map_err(|_| ())?;
-    let col = usize::try_from(col).map_err(|_| ())?;
+/// Cell `[row, col]`: `None` when out of range, `Some(None)` for NULL.
+pub fn cell(r: &SqlResult, row: i64, col: i64) -> Option<Option<&PvVal>> {
+    let row = usize::try_from(row).ok()?;
+    let col = usize::try_from(col).ok()?;
     if col >= r.cols.len() {
-        return Err(());
+        return None;
     }
-    r.rows
-        .get(row)
-        .and_then(|v| v.get(col))
-        .map(Option::as_ref)
-        .ok_or(())
+    r.rows.get(row).and_then(|v| v.get(col)).map(Option::as_ref)
 }
 
 /// A row or column index of `$dbr`: a number or a pseudo-variable (`$var(i)`).
@@ -200,7 +192,7 @@ pub fn dbr_get(ctx: &RouteCtx, n: &DbrName) -> Option<PvVal> {
         )),
         DbrKey::Cell(row, col) => {
             let (row, col) = (resolve(ctx, row)?, resolve(ctx, col)?);
-            read(&n.res, |r| cell(r, row, col).ok().flatten().cloned()).flatten()
+            read(&n.res, |r| cell(r, row, col).flatten().cloned()).flatten()
         }
         DbrKey::ColName(col) => {
             let col = usize::try_from(resolve(ctx, col)?).ok()?;
