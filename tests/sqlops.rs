@@ -129,6 +129,13 @@ def case_multi():
     return {"rc": q("INSERT INTO t (id) VALUES (20); INSERT INTO t (id) VALUES (21)")}
 
 
+def case_pgtypes():
+    rc = q("SELECT CAST('2020-01-01 00:00:00+00' AS timestamptz), CAST(12.50 AS numeric), CAST(-0.0012 AS numeric), "
+           "CAST(123456.789 AS numeric), true, CAST('{\"a\": 1}' AS jsonb), CAST('ab' AS bytea)", "pt")
+    return {"rc": rc, "v": [S.sql_result_get("pt", 0, c) for c in range(7)],
+            "inet": q("SELECT CAST('10.0.0.1' AS inet)", "pi"), "inet_text": q("SELECT CAST('10.0.0.1' AS inet)::text", "pi")}
+
+
 def case_maxsize():
     return [S.sql_num_rows(r) for r in ["r1", "r2", "r3", "r4"]]
 
@@ -316,6 +323,17 @@ fn several_statements_in_one_text(store: Store) {
         // db_sqlite would silently run only the first; ksrd refuses the text instead
         Store::Sqlite => assert_eq!(rc, json!(-1)),
     }
+}
+
+/// PostgreSQL column types: timestamps as Unix time, numerics as exact text, booleans as int;
+/// a type ksrd cannot read fails the query until it is cast to text.
+#[test]
+fn postgres_column_types() {
+    let (k, _db) = start(Store::Postgres);
+    assert_eq!(
+        run(&k, "pgtypes"),
+        json!({"rc": 0, "v": [1577836800, "12.50", "-0.0012", "123456.789", 1, "{\"a\": 1}", "ab"], "inet": -1, "inet_text": 0})
+    );
 }
 
 // ---- the example routes
