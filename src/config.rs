@@ -206,6 +206,8 @@ pub struct Config {
     pub modparams: ModParams,
     /// Modules named under `[modparam]` that ksrd does not have.
     pub unknown_modules: Vec<String>,
+    /// sqlops connections (`modparam.sqlops.sqlcon`), checked.
+    pub sqlcon: Vec<crate::modules::sqlops::ConDef>,
 }
 
 impl Config {
@@ -338,6 +340,8 @@ impl Config {
         crate::modules::nathelper::validate(&modparams).map_err(|(key, msg)| verr(&key, msg))?;
         crate::modules::usrloc::validate(&modparams, db.url.is_some())
             .map_err(|(key, msg)| verr(&key, msg))?;
+        let sqlcon = crate::modules::sqlops::validate(&modparams, base)
+            .map_err(|(key, msg)| verr(&key, msg))?;
         let mut script_cfg = script;
         if let Some(load) = modparams.get_str("app_python3", "load") {
             script_cfg.file = abs(Path::new(load));
@@ -357,6 +361,7 @@ impl Config {
             defines,
             modparams,
             unknown_modules,
+            sqlcon,
         })
     }
 }

@@ -185,6 +185,8 @@ pub fn run(cfg: Config) -> Result<(), StartError> {
     if let Some(db) = rt.block_on(open_db(&cfg))? {
         let _ = core.db.set(db);
     }
+    rt.block_on(core.sqlops.open(&cfg))
+        .map_err(|(url, err)| StartError::Db { url, err })?;
 
     {
         // Timeouts may run failure routes, so they go to a worker, spread by transaction id.

@@ -49,6 +49,8 @@ pub struct Core {
     pub auth: crate::modules::auth::AuthState,
     /// nathelper settings and NAT keepalives.
     pub nathelper: std::sync::Arc<crate::modules::nathelper::NatHelper>,
+    /// sqlops named connections (`modparam.sqlops.sqlcon`), opened at start-up.
+    pub sqlops: crate::modules::sqlops::Sqlops,
     /// The database (`db_url`), set once at start-up; use [`Core::db`].
     pub db: std::sync::OnceLock<crate::db::Db>,
     /// Prefix of every to-tag we generate, so ACKs to our replies are recognised.
@@ -78,6 +80,7 @@ impl Core {
             auth,
             tm,
             db: std::sync::OnceLock::new(),
+            sqlops: crate::modules::sqlops::Sqlops::from_params(&cfg.modparams),
             shv,
             htable,
             cfg,

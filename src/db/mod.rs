@@ -212,15 +212,30 @@ impl Default for Location {
     }
 }
 
-/// A column value of the generic row calls ([`Storage::rows_select`], [`Storage::rows_replace`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A column value of the generic row calls ([`Storage::rows_select`], [`Storage::rows_replace`])
+/// and of arbitrary queries ([`Storage::raw_query`]).
+#[derive(Debug, Clone, PartialEq)]
 pub enum Value {
     /// SQL NULL.
     Null,
     /// An integer (read from integer columns; written as a 64-bit integer).
     Int(i64),
-    /// A string (read from text columns; written as text).
+    /// A string (read from text columns, and blobs decoded lossily; written as text).
     Str(String),
+    /// A floating-point number (only [`Storage::raw_query`] reads them; the table calls of the
+    /// modules never use one).
+    Double(f64),
+}
+
+/// What an arbitrary statement ([`Storage::raw_query`]) returned.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RawResult {
+    /// Column names; empty when the statement returns no result set (INSERT, UPDATE, DDL…).
+    pub columns: Vec<String>,
+    /// The rows, one value per column.
+    pub rows: Vec<Vec<Value>>,
+    /// Rows changed by a statement without a result set (0 otherwise).
+    pub affected: u64,
 }
 
 /// A `uacreg` row (Kamailio uac remote registrations, schema version 5).
@@ -350,6 +365,83 @@ pub trait Storage: Send + Sync {
 
     /// Every row of a uacreg table.
     async fn uacreg_load(&self, table: &str) -> Result<Vec<UacReg>, DbError>;
+
+    /// Run one statement written by the operator (sqlops), with `params` bound by the driver to
+    /// its `?` or `$N` placeholders (see [`placeholders`]): never spliced into the text. A
+    /// statement with a result set gives its columns and rows, any other the affected count.
+    async fn raw_query(&self, sql: &str, params: &[Value]) -> Result<RawResult, DbError>;
+}
+
+/// Placeholder style of a backend, for [`placeholders`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PlaceholderStyle {
+    /// SQLite: `?` and `?N`.
+    Question,
+    /// PostgreSQL: `$N`.
+    Dollar,
+}
+
+/// Rewrite the placeholders of `sql` to the backend's style, so that one parameterised query
+/// works on both stores: `?` becomes `$1`, `$2`… on PostgreSQL and `$N` becomes `?N` on SQLite.
+/// Quoted strings, quoted identifiers, dollar-quoted bodies and comments are left alone, so a `?`
+/// inside a literal is not a placeholder.
+pub(crate) fn placeholders(sql: &str, style: PlaceholderStyle) -> String {
+    let b = sql.as_bytes();
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut next = 1usize;
+    let mut i = 0usize;
+    // The index just past `end` searched from `from` (the end of the text when it is missing).
+    let past = |from: usize, end: &str| {
+        sql[from..]
+            .find(end)
+            .map_or(sql.len(), |p| from + p + end.len())
+    };
+    while i < b.len() {
+        let skip_to = match b[i] {
+            b'\'' => Some(past(i + 1, "'")),
+            b'"' => Some(past(i + 1, "\"")),
+            b'-' if b.get(i + 1) == Some(&b'-') => Some(past(i, "\n")),
+            b'/' if b.get(i + 1) == Some(&b'*') => Some(past(i + 2, "*/")),
+            b'$' if style == PlaceholderStyle::Dollar => {
+                // A dollar-quoted body ($$...$$ or $tag$...$tag$) is copied whole.
+                let e = sql[i + 1..]
+                    .find(|ch: char| !(ch.is_ascii_alphanumeric() || ch == '_'))
+                    .map_or(sql.len(), |p| i + 1 + p);
+                let digit = b.get(i + 1).is_some_and(u8::is_ascii_digit);
+                if e < b.len() && b[e] == b'$' && !digit {
+                    Some(past(e + 1, &sql[i..=e]))
+                } else {
+                    None
+                }
+            }
+            _ => None,
+        };
+        if let Some(j) = skip_to {
+            out.push_str(&sql[i..j]);
+            i = j;
+            continue;
+        }
+        match b[i] {
+            b'?' if style == PlaceholderStyle::Dollar => {
+                out.push_str(&format!("${next}"));
+                next += 1;
+                i += 1;
+            }
+            b'$' if style == PlaceholderStyle::Question
+                && b.get(i + 1).is_some_and(u8::is_ascii_digit) =>
+            {
+                out.push('?');
+                i += 1;
+            }
+            _ => {
+                // Multi-byte characters are copied whole.
+                let len = sql[i..].chars().next().map_or(1, char::len_utf8);
+                out.push_str(&sql[i..i + len]);
+                i += len;
+            }
+        }
+    }
+    out
 }
 
 /// `db_url` and `[db]` of the configuration.
@@ -647,6 +739,29 @@ mod tests {
         assert_eq!(md5_hex(""), "d41d8cd98f00b204e9800998ecf8427e");
         let s = Subscriber::with_password("alice", "example.com", "secret", true);
         assert_eq!(s.password, "secret");
+    }
+
+    #[test]
+    fn placeholder_styles() {
+        use PlaceholderStyle::*;
+        let q = "SELECT '?', \"a?\", x FROM t WHERE a = ? AND b = ? -- ?\n AND c = '$1'";
+        assert_eq!(
+            placeholders(q, Dollar),
+            "SELECT '?', \"a?\", x FROM t WHERE a = $1 AND b = $2 -- ?\n AND c = '$1'"
+        );
+        assert_eq!(
+            placeholders("a = $1 OR b = $2 /* $3 */", Question),
+            "a = ?1 OR b = ?2 /* $3 */"
+        );
+        assert_eq!(
+            placeholders("SELECT $$ ? $$, ?", Dollar),
+            "SELECT $$ ? $$, $1"
+        );
+        assert_eq!(
+            placeholders("x = 'O''Brien' AND y = ?", Dollar),
+            "x = 'O''Brien' AND y = $1"
+        );
+        assert_eq!(placeholders("é = ? '", Dollar), "é = $1 '");
     }
 
     #[test]

@@ -25,8 +25,9 @@ use super::schema::{self, Dialect, SchemaReport, TableState};
 use super::sqlite::{upsert_sql, LOC_COLS, UAC_COLS};
 use super::url::PgUrl;
 use super::{
-    batch_rows, check_widths, guarded, ident, idents, inline_allowed, insert_sql, time, Backend,
-    DbConfig, DbError, Health, Location, Storage, Subscriber, UacReg, Value,
+    batch_rows, check_widths, guarded, ident, idents, inline_allowed, insert_sql, placeholders,
+    time, Backend, DbConfig, DbError, Health, Location, PlaceholderStyle, RawResult, Storage,
+    Subscriber, UacReg, Value,
 };
 
 /// Run the block as one storage call, bounded by the timeout and recorded in the health state.
@@ -305,6 +306,265 @@ fn value(r: &Row, i: usize) -> Result<Value, DbError> {
         return Ok(s.map_or(Value::Null, Value::Str));
     };
     Ok(v.map_err(|e| bad(r, i, e))?.map_or(Value::Null, Value::Int))
+}
+
+/// True for "cannot insert multiple commands into a prepared statement".
+fn is_multi_statement(e: &tokio_postgres::Error) -> bool {
+    e.as_db_error().is_some_and(|d| {
+        *d.code() == SqlState::SYNTAX_ERROR && d.message().contains("multiple commands")
+    })
+}
+
+/// Run a text of several statements with the simple protocol: the rows of the last statement
+/// that returned some, every value as text.
+async fn simple_query(c: &Object, sql: &str) -> Result<RawResult, DbError> {
+    use tokio_postgres::SimpleQueryMessage as M;
+    let mut out = RawResult::default();
+    let mut fresh = true;
+    for m in c.simple_query(sql).await.map_err(pg_err)? {
+        match m {
+            M::RowDescription(cols) => {
+                out.columns = cols.iter().map(|c| c.name().to_string()).collect();
+                out.rows.clear();
+                fresh = false;
+            }
+            M::Row(r) => {
+                if fresh {
+                    out.columns = r.columns().iter().map(|c| c.name().to_string()).collect();
+                    out.rows.clear();
+                    fresh = false;
+                }
+                out.rows.push(
+                    (0..r.len())
+                        .map(|i| r.get(i).map_or(Value::Null, |v| Value::Str(v.to_string())))
+                        .collect(),
+                );
+            }
+            M::CommandComplete(n) => {
+                out.affected = n;
+                fresh = true;
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+/// A value bound to a placeholder of an operator's query: converted to whatever type
+/// PostgreSQL inferred for the placeholder (an integer column gets an integer even when the
+/// route passed the digits as a str), so routes need no casts for the common types.
+#[derive(Debug)]
+struct RawParam<'a>(&'a Value);
+
+type BoxErr = Box<dyn std::error::Error + Sync + Send>;
+
+impl ToSql for RawParam<'_> {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut bytes::BytesMut,
+    ) -> Result<tokio_postgres::types::IsNull, BoxErr> {
+        use tokio_postgres::types::IsNull;
+        let int = |v: &Value| -> Result<i64, BoxErr> {
+            match v {
+                Value::Int(n) => Ok(*n),
+                Value::Str(s) => s.trim().parse().map_err(|_| {
+                    format!("{s:?} is not an integer for a parameter of type {ty}").into()
+                }),
+                Value::Double(f) if f.fract() == 0.0 => Ok(*f as i64),
+                _ => Err(format!("{v:?} is not an integer for a parameter of type {ty}").into()),
+            }
+        };
+        let float = |v: &Value| -> Result<f64, BoxErr> {
+            match v {
+                Value::Int(n) => Ok(*n as f64),
+                Value::Double(f) => Ok(*f),
+                Value::Str(s) => s.trim().parse().map_err(|_| {
+                    format!("{s:?} is not a number for a parameter of type {ty}").into()
+                }),
+                Value::Null => Err("null".into()),
+            }
+        };
+        let v = self.0;
+        if matches!(v, Value::Null) {
+            return Ok(IsNull::Yes);
+        }
+        match *ty {
+            Type::INT2 => i16::try_from(int(v)?)?.to_sql(ty, out),
+            Type::INT4 => i32::try_from(int(v)?)?.to_sql(ty, out),
+            Type::INT8 => int(v)?.to_sql(ty, out),
+            Type::OID => u32::try_from(int(v)?)?.to_sql(ty, out),
+            Type::FLOAT4 => (float(v)? as f32).to_sql(ty, out),
+            Type::FLOAT8 => float(v)?.to_sql(ty, out),
+            Type::BOOL => (int(v)? != 0).to_sql(ty, out),
+            Type::BYTEA => match v {
+                Value::Str(s) => s.as_bytes().to_sql(ty, out),
+                other => other_text(other).as_bytes().to_sql(ty, out),
+            },
+            _ if <&str as ToSql>::accepts(ty) => match v {
+                Value::Str(s) => s.as_str().to_sql(ty, out),
+                other => other_text(other).as_str().to_sql(ty, out),
+            },
+            _ => Err(format!(
+                "cannot bind a value to a parameter of type {ty}: cast the placeholder in the query, e.g. CAST(? AS text)"
+            )
+            .into()),
+        }
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+
+    tokio_postgres::types::to_sql_checked!();
+}
+
+/// A non-text parameter as text.
+fn other_text(v: &Value) -> String {
+    match v {
+        Value::Null => String::new(),
+        Value::Int(n) => n.to_string(),
+        Value::Str(s) => s.clone(),
+        Value::Double(f) => f.to_string(),
+    }
+}
+
+/// A column of an operator's query, whatever its type: integers (and booleans) as Int, floats as
+/// Double, timestamps and dates as Unix time (Kamailio's DB1_DATETIME), numerics as their
+/// decimal text, bytea and text types as Str, `void` as NULL.
+struct AnyValue(Value);
+
+impl<'a> tokio_postgres::types::FromSql<'a> for AnyValue {
+    fn from_sql(ty: &Type, raw: &'a [u8]) -> Result<AnyValue, BoxErr> {
+        use tokio_postgres::types::FromSql;
+        // Microseconds (days for a date) since 2000-01-01 00:00:00.
+        const PG_EPOCH: i64 = 946_684_800;
+        let v = match *ty {
+            Type::BOOL => Value::Int(bool::from_sql(ty, raw)? as i64),
+            Type::INT2 => Value::Int(i16::from_sql(ty, raw)?.into()),
+            Type::INT4 => Value::Int(i32::from_sql(ty, raw)?.into()),
+            Type::INT8 => Value::Int(i64::from_sql(ty, raw)?),
+            Type::OID => Value::Int(u32::from_sql(ty, raw)?.into()),
+            Type::FLOAT4 => Value::Double(f32::from_sql(ty, raw)?.into()),
+            Type::FLOAT8 => Value::Double(f64::from_sql(ty, raw)?),
+            Type::BYTEA => Value::Str(String::from_utf8_lossy(raw).into_owned()),
+            Type::VOID => Value::Null,
+            Type::TIMESTAMPTZ => {
+                Value::Int(i64::from_sql(&Type::INT8, raw)?.div_euclid(1_000_000) + PG_EPOCH)
+            }
+            Type::TIMESTAMP => {
+                let utc = i64::from_sql(&Type::INT8, raw)?.div_euclid(1_000_000) + PG_EPOCH;
+                Value::Int(naive_local(utc))
+            }
+            Type::DATE => Value::Int(naive_local(
+                i64::from(i32::from_sql(&Type::INT4, raw)?) * 86_400 + PG_EPOCH,
+            )),
+            Type::NUMERIC => Value::Str(numeric_text(raw).ok_or("malformed numeric")?),
+            Type::JSONB => {
+                Value::Str(String::from_utf8_lossy(raw.get(1..).unwrap_or_default()).into_owned())
+            }
+            _ if <&str as FromSql>::accepts(ty) => {
+                Value::Str(<&str>::from_sql(ty, raw)?.to_string())
+            }
+            _ => {
+                return Err(format!(
+                    "sqlops cannot read a column of type {ty}: cast it in the query, e.g. col::text"
+                )
+                .into())
+            }
+        };
+        Ok(AnyValue(v))
+    }
+
+    fn from_sql_null(_: &Type) -> Result<AnyValue, BoxErr> {
+        Ok(AnyValue(Value::Null))
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+}
+
+/// A wall-clock time without zone (seconds as if UTC) read as local time, as Kamailio's
+/// db_postgres reads `timestamp` columns.
+fn naive_local(as_utc: i64) -> i64 {
+    let tt = as_utc as libc::time_t;
+    // SAFETY: gmtime_r only writes into the zeroed tm we own.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    if unsafe { libc::gmtime_r(&tt, &mut tm).is_null() } {
+        return as_utc;
+    }
+    let text = format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+        tm.tm_year + 1900,
+        tm.tm_mon + 1,
+        tm.tm_mday,
+        tm.tm_hour,
+        tm.tm_min,
+        tm.tm_sec
+    );
+    time::from_local_string(&text).unwrap_or(as_utc)
+}
+
+/// The decimal text of a binary NUMERIC (base-10000 digits, weight, sign, display scale).
+fn numeric_text(raw: &[u8]) -> Option<String> {
+    let word =
+        |i: usize| -> Option<u16> { Some(u16::from_be_bytes([*raw.get(i)?, *raw.get(i + 1)?])) };
+    let ndigits = word(0)? as usize;
+    let weight = word(2)? as i16 as i32;
+    let sign = word(4)?;
+    let dscale = word(6)? as usize;
+    match sign {
+        0xC000 => return Some("NaN".into()),
+        0xD000 => return Some("Infinity".into()),
+        0xF000 => return Some("-Infinity".into()),
+        _ => {}
+    }
+    let digits: Vec<u16> = (0..ndigits)
+        .map(|k| word(8 + 2 * k))
+        .collect::<Option<_>>()?;
+    let digit = |k: i32| -> u16 {
+        usize::try_from(k)
+            .ok()
+            .and_then(|k| digits.get(k))
+            .copied()
+            .unwrap_or(0)
+    };
+    let mut out = String::new();
+    if sign == 0x4000 {
+        out.push('-');
+    }
+    // Integer part: groups 0..=weight.
+    if weight < 0 {
+        out.push('0');
+    } else {
+        for k in 0..=weight {
+            if k == 0 {
+                out.push_str(&digit(k).to_string());
+            } else {
+                out.push_str(&format!("{:04}", digit(k)));
+            }
+        }
+    }
+    if dscale > 0 {
+        let mut frac = String::new();
+        let mut k = weight + 1;
+        while frac.len() < dscale {
+            frac.push_str(&format!("{:04}", digit(k)));
+            k += 1;
+        }
+        frac.truncate(dscale);
+        out.push('.');
+        out.push_str(&frac);
+    }
+    Some(out)
+}
+
+/// A column of an operator's query (see [`AnyValue`]).
+fn raw_value(r: &Row, i: usize) -> Result<Value, DbError> {
+    r.try_get::<_, AnyValue>(i)
+        .map(|v| v.0)
+        .map_err(|e| bad(r, i, e))
 }
 
 /// PostgreSQL's bound on parameters per statement.
@@ -627,6 +887,7 @@ impl Storage for PgStorage {
             Value::Null => None,
             Value::Int(_) => Some(format!("${n}::bigint")),
             Value::Str(_) => Some(format!("${n}::text")),
+            Value::Double(_) => Some(format!("${n}::float8")),
         };
         call!(self, {
             let mut c = self.client().await?;
@@ -641,6 +902,7 @@ impl Storage for PgStorage {
                     .filter_map(|v| match v {
                         Value::Int(n) => Some(n as Param),
                         Value::Str(s) => Some(s as Param),
+                        Value::Double(f) => Some(f as Param),
                         Value::Null => None,
                     })
                     .collect();
@@ -679,5 +941,55 @@ impl Storage for PgStorage {
                 })
             })
             .collect()
+    }
+
+    async fn raw_query(&self, sql: &str, params: &[Value]) -> Result<RawResult, DbError> {
+        let text = if params.is_empty() {
+            sql.to_string()
+        } else {
+            placeholders(sql, PlaceholderStyle::Dollar)
+        };
+        let bound: Vec<RawParam> = params.iter().map(RawParam).collect();
+        let refs: Vec<Param> = bound.iter().map(|p| p as Param).collect();
+        call!(self, {
+            let c = self.client().await?;
+            // Parameterised texts are fixed, so their statements are worth caching; texts with
+            // the values written in (Kamailio's sql_query) differ on every call and are not.
+            let prepared = if params.is_empty() {
+                c.prepare(&text).await
+            } else {
+                c.prepare_cached(&text).await
+            };
+            let st = match prepared {
+                Ok(st) => st,
+                // Several statements in one text: db_postgres runs them all (simple protocol),
+                // and so does ksrd; the values of the last result set come back as text.
+                Err(e) if params.is_empty() && is_multi_statement(&e) => {
+                    return simple_query(&c, &text).await;
+                }
+                Err(e) => return Err(pg_err(e)),
+            };
+            if st.columns().is_empty() {
+                let affected = c.execute(&st, &refs).await.map_err(pg_err)?;
+                return Ok(RawResult {
+                    affected,
+                    ..RawResult::default()
+                });
+            }
+            let columns: Vec<String> = st.columns().iter().map(|c| c.name().to_string()).collect();
+            let rows = c
+                .query(&st, &refs)
+                .await
+                .map_err(pg_err)?
+                .iter()
+                .map(|r| (0..columns.len()).map(|i| raw_value(r, i)).collect())
+                .collect::<Result<Vec<Vec<Value>>, DbError>>()?;
+            Ok(RawResult {
+                columns,
+                rows,
+                affected: 0,
+            })
+        })
+        .await
     }
 }

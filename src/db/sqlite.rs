@@ -12,8 +12,9 @@ use rusqlite::{params, Connection, ErrorCode, Row, TransactionBehavior};
 
 use super::schema::{self, Dialect, SchemaReport, TableState};
 use super::{
-    batch_rows, check_widths, guarded, ident, idents, inline_allowed, insert_sql, time, Backend,
-    DbConfig, DbError, Health, Location, Storage, Subscriber, UacReg, Value,
+    batch_rows, check_widths, guarded, ident, idents, inline_allowed, insert_sql, placeholders,
+    time, Backend, DbConfig, DbError, Health, Location, PlaceholderStyle, RawResult, Storage,
+    Subscriber, UacReg, Value,
 };
 
 /// SQLite storage (see the module doc).
@@ -301,12 +302,48 @@ fn value(row: &Row, i: usize) -> rusqlite::Result<Value> {
     })
 }
 
+/// A value of an arbitrary query: reals stay numbers.
+fn raw_value(row: &Row, i: usize) -> rusqlite::Result<Value> {
+    Ok(match row.get_ref(i)? {
+        ValueRef::Real(f) => Value::Double(f),
+        _ => value(row, i)?,
+    })
+}
+
+/// [`Storage::raw_query`] on one connection.
+fn raw_query(c: &Connection, sql: &str, params: &[Value]) -> rusqlite::Result<RawResult> {
+    // rusqlite refuses a text with a second statement (MultipleStatement) instead of silently
+    // running only the first one as db_sqlite does: the route learns about it.
+    let mut st = c.prepare(sql)?;
+    let columns: Vec<String> = st.column_names().into_iter().map(String::from).collect();
+    if columns.is_empty() {
+        let affected = st.execute(rusqlite::params_from_iter(params))? as u64;
+        return Ok(RawResult {
+            columns,
+            rows: Vec::new(),
+            affected,
+        });
+    }
+    let n = columns.len();
+    let rows = st
+        .query_map(rusqlite::params_from_iter(params), |r| {
+            (0..n).map(|i| raw_value(r, i)).collect()
+        })?
+        .collect::<rusqlite::Result<Vec<Vec<Value>>>>()?;
+    Ok(RawResult {
+        columns,
+        rows,
+        affected: 0,
+    })
+}
+
 impl rusqlite::ToSql for Value {
     fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
         Ok(match self {
             Value::Null => rusqlite::types::ToSqlOutput::from(rusqlite::types::Null),
             Value::Int(n) => rusqlite::types::ToSqlOutput::from(*n),
             Value::Str(s) => rusqlite::types::ToSqlOutput::from(s.as_str()),
+            Value::Double(f) => rusqlite::types::ToSqlOutput::from(*f),
         })
     }
 }
@@ -727,6 +764,18 @@ impl Storage for SqliteStorage {
             run().map_err(|e| map_err(e, to))
         })
         .await
+    }
+
+    async fn raw_query(&self, sql: &str, params: &[Value]) -> Result<RawResult, DbError> {
+        let sql = if params.is_empty() {
+            sql.to_string()
+        } else {
+            placeholders(sql, PlaceholderStyle::Question)
+        };
+        let params = params.to_vec();
+        let to = self.inner.timeout;
+        self.with(move |c| raw_query(c, &sql, &params).map_err(|e| map_err(e, to)))
+            .await
     }
 }
 

@@ -15,6 +15,7 @@ pub mod registrar;
 pub mod sanity;
 pub mod siputils;
 pub mod sl;
+pub mod sqlops;
 pub mod usrloc;
 pub mod xlog;
 
@@ -42,6 +43,7 @@ pub static EXPORT_TABLES: &[&[Export]] = &[
     crate::rr::EXPORTS,
     htable::EXPORTS,
     nathelper::EXPORTS,
+    sqlops::EXPORTS,
 ];
 
 /// Parameters of the modules ksrd has (Kamailio names and types).
@@ -97,6 +99,7 @@ pub static MODULE_PARAMS: &[ModuleParams] = &[
     crate::rr::PARAMS,
     htable::PARAMS,
     nathelper::PARAMS,
+    sqlops::PARAMS,
     ModuleParams {
         module: "tm",
         params: &[

@@ -62,8 +62,9 @@ pub struct RouteCtx {
     pub reply_hdrs: Vec<u8>,
     /// `$avp(name)` stacks for this message (newest last).
     pub avps: HashMap<String, Vec<PvVal>>,
-    /// `$xavp(name)` single-level values for this message (newest last); `KSR.pvx.xavp_*`.
-    pub xavps: HashMap<String, Vec<PvVal>>,
+    /// `$xavp(name)` items for this message (newest last): values (`KSR.pvx.xavp_*`) and rows
+    /// (`KSR.sqlops.sql_xquery`).
+    pub xavps: crate::modules::pv::Xavps,
     /// `$var(name)`: per worker, kept across messages (Kamailio semantics).
     pub vars: HashMap<String, PvVal>,
     /// Parsed pseudo-variable names.

@@ -16,6 +16,9 @@ pub enum Ty {
     Bool,
     /// `str`, `int` or `None`.
     Xval,
+    /// A list of `str`, `int`, `float` or `None` (parameter only; a ksrd extension, e.g. the
+    /// bound values of `KSR.sqlops.sql_query_params`).
+    List,
 }
 
 impl Ty {
@@ -27,6 +30,7 @@ impl Ty {
             Ty::Str => "str",
             Ty::Bool => "bool",
             Ty::Xval => "xval",
+            Ty::List => "list",
         }
     }
     /// Python type for stubs.
@@ -37,6 +41,7 @@ impl Ty {
             Ty::Str => "str",
             Ty::Bool => "bool",
             Ty::Xval => "str | int | None",
+            Ty::List => "list[str | int | float | None]",
         }
     }
 }
@@ -48,6 +53,21 @@ pub enum Arg<'a> {
     Int(i64),
     /// String argument.
     Str(&'a str),
+    /// List argument (converted from Python before the call).
+    List(&'a [ListItem]),
+}
+
+/// One element of a [`Ty::List`] argument.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ListItem {
+    /// `None`.
+    None,
+    /// `int` (or `bool`).
+    Int(i64),
+    /// `float`.
+    Float(f64),
+    /// `str`.
+    Str(String),
 }
 
 /// Arguments of one call (at most 6, as in KEMI).
@@ -63,6 +83,7 @@ impl<'a> Args<'a> {
         match self.v[i] {
             Arg::Int(n) => n,
             Arg::Str(s) => s.parse().unwrap_or(0),
+            Arg::List(_) => 0,
         }
     }
     /// String argument `i`.
@@ -70,7 +91,15 @@ impl<'a> Args<'a> {
     pub fn str(&self, i: usize) -> &'a str {
         match self.v[i] {
             Arg::Str(s) => s,
-            Arg::Int(_) => "",
+            Arg::Int(_) | Arg::List(_) => "",
+        }
+    }
+    /// List argument `i` (empty when it is not a list, which the binding prevents).
+    #[inline]
+    pub fn list(&self, i: usize) -> &'a [ListItem] {
+        match self.v[i] {
+            Arg::List(l) => l,
+            _ => &[],
         }
     }
 }

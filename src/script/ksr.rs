@@ -5,10 +5,10 @@ use std::ffi::{CStr, CString};
 
 use pyo3::exceptions::{PyRuntimeError, PySystemExit, PyTypeError};
 use pyo3::prelude::*;
-use pyo3::types::{PyCFunction, PyDict, PyString, PyTuple};
+use pyo3::types::{PyBool, PyCFunction, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 
 use super::ctx::with_current;
-use super::exports::{self, Arg, Args, Export, Ty, Val};
+use super::exports::{self, Arg, Args, Export, ListItem, Ty, Val};
 use super::host::{call_route, RouteOutcome};
 use super::msgobj::PyMsg;
 
@@ -45,6 +45,45 @@ fn failure(ret: Ty) -> Val {
     }
 }
 
+/// A `list` (or `tuple`) argument of str, int, float, bool or None.
+fn list_arg(e: &Export, pname: &str, item: &Bound<'_, PyAny>) -> PyResult<Vec<ListItem>> {
+    let bad =
+        |what: String| PyTypeError::new_err(format!("KSR {}(): parameter {pname} {what}", e.name));
+    let seq: Vec<Bound<'_, PyAny>> = if let Ok(l) = item.cast::<PyList>() {
+        l.iter().collect()
+    } else if let Ok(t) = item.cast::<PyTuple>() {
+        t.iter().collect()
+    } else {
+        return Err(bad("must be a list".into()));
+    };
+    seq.iter()
+        .enumerate()
+        .map(|(k, x)| {
+            if x.is_none() {
+                Ok(ListItem::None)
+            } else if let Ok(b) = x.cast::<PyBool>() {
+                Ok(ListItem::Int(b.is_true() as i64))
+            } else if let Ok(s) = x.extract::<&str>() {
+                Ok(ListItem::Str(s.to_string()))
+            } else if x.cast::<PyInt>().is_ok() {
+                x.extract::<i64>()
+                    .map(ListItem::Int)
+                    .map_err(|_| bad(format!("[{k}]: integer out of 64-bit range")))
+            } else if let Ok(f) = x.cast::<PyFloat>() {
+                Ok(ListItem::Float(f.value()))
+            } else {
+                Err(bad(format!(
+                    "[{k}] must be str, int, float or None, not {}",
+                    x.get_type()
+                        .name()
+                        .map(|n| n.to_string())
+                        .unwrap_or_default()
+                )))
+            }
+        })
+        .collect()
+}
+
 fn call(e: &'static Export, args: &Bound<'_, PyTuple>) -> PyResult<Py<PyAny>> {
     let py = args.py();
     let n = args.len();
@@ -57,10 +96,19 @@ fn call(e: &'static Export, args: &Bound<'_, PyTuple>) -> PyResult<Py<PyAny>> {
             e.params.len()
         )));
     }
+    // List arguments are converted first: the Args borrow them.
+    let mut lists: Vec<Vec<ListItem>> = Vec::new();
+    for (i, (pname, ty)) in e.params.iter().enumerate() {
+        if *ty == Ty::List {
+            lists.push(list_arg(e, pname, &args.get_item(i)?)?);
+        }
+    }
+    let mut lists_iter = lists.iter();
     let mut v = [Arg::Int(0); 6];
     for (i, (pname, ty)) in e.params.iter().enumerate() {
         let item = args.get_borrowed_item(i)?;
         v[i] = match ty {
+            Ty::List => Arg::List(lists_iter.next().map_or(&[][..], |l| l.as_slice())),
             Ty::Str => Arg::Str(item.extract::<&str>().map_err(|_| {
                 PyTypeError::new_err(format!("KSR {}(): parameter {pname} must be str", e.name))
             })?),

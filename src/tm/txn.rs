@@ -205,7 +205,7 @@ pub struct Txn {
     /// `$avp(...)` of the transaction.
     pub avps: HashMap<String, Vec<PvVal>>,
     /// `$xavp(...)` of the transaction.
-    pub xavps: HashMap<String, Vec<PvVal>>,
+    pub xavps: crate::modules::pv::Xavps,
     /// A CANCEL for this INVITE arrived.
     pub canceled: bool,
     /// Settings changed by the route.

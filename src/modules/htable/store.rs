@@ -103,6 +103,7 @@ fn text(v: &DbValue) -> Option<String> {
         DbValue::Null => None,
         DbValue::Int(i) => Some(i.to_string()),
         DbValue::Str(s) => Some(s.clone()),
+        DbValue::Double(f) => Some(f.to_string()),
     }
 }
 
@@ -110,7 +111,9 @@ fn int(v: &DbValue) -> Option<i64> {
     match v {
         DbValue::Int(i) => Some(*i),
         DbValue::Str(s) => s.trim().parse().ok(),
-        DbValue::Null => None,
+        // The table calls never read doubles; a whole one is still an integer.
+        DbValue::Double(f) if f.fract() == 0.0 => Some(*f as i64),
+        DbValue::Double(_) | DbValue::Null => None,
     }
 }
 

@@ -22,6 +22,43 @@ pub enum PvVal {
     Bytes(Vec<u8>),
 }
 
+/// One item of `$xavp(name)`: a plain value (`KSR.pvx.xavp_sets`), or a row of named fields
+/// (`$xavp(name=>field)`), one per result row of `KSR.sqlops.sql_xquery`. A field may be NULL.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Xavp {
+    /// A value.
+    Val(PvVal),
+    /// Named fields, first field first (names may repeat: `$xavp(n=>f[1])` is the second `f`).
+    Row(Vec<(String, Option<PvVal>)>),
+}
+
+impl Xavp {
+    /// The value of a plain item (a row has none, as in Kamailio where it is an xavp list).
+    pub fn value(&self) -> Option<&PvVal> {
+        match self {
+            Xavp::Val(v) => Some(v),
+            Xavp::Row(_) => None,
+        }
+    }
+
+    /// The `k`-th field called `key` of a row.
+    pub fn field(&self, key: &str, k: usize) -> Option<&PvVal> {
+        match self {
+            Xavp::Row(f) => f.iter().filter(|(n, _)| n == key).nth(k)?.1.as_ref(),
+            Xavp::Val(_) => None,
+        }
+    }
+}
+
+/// `$xavp` items by name, newest last (index 0 of `$xavp(n[0])` is the last element).
+pub type Xavps = std::collections::HashMap<String, Vec<Xavp>>;
+
+/// Item `idx` (0 = newest) of `$xavp(name)`.
+pub fn xavp_item<'a>(x: &'a Xavps, name: &str, idx: usize) -> Option<&'a Xavp> {
+    let st = x.get(name)?;
+    st.len().checked_sub(1 + idx).and_then(|k| st.get(k))
+}
+
 impl std::fmt::Display for PvVal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -117,6 +154,14 @@ pub fn get(ctx: &RouteCtx, pv: &Pv) -> Option<PvVal> {
         Pv::Sht(op, n) => return crate::modules::htable::pv::get(ctx, *op, n),
         Pv::ShtIt(key, n) => return crate::modules::htable::pv::iter_get(ctx, *key, n),
         Pv::Ulc(n, idx) => return crate::modules::registrar::fetch::get(n, idx.unwrap_or(0)),
+        Pv::Xavp(x) => {
+            let item = xavp_item(&ctx.xavps, &x.name, x.idx)?;
+            return match &x.key {
+                None => item.value().cloned(),
+                Some(k) => item.field(k, x.kidx).cloned(),
+            };
+        }
+        Pv::Dbr(n) => return crate::modules::sqlops::result::dbr_get(ctx, n),
         _ => {}
     }
     let m = ctx.msg.as_ref()?;
@@ -361,9 +406,37 @@ pub fn set(ctx: &mut RouteCtx, pv: &Pv, val: Option<PvVal>) -> Result<(), PvSetE
         | Pv::ToDomain
         | Pv::ToName => set_name_addr(ctx, pv, text(&val))?,
         Pv::Sht(op, n) => crate::modules::htable::pv::set(ctx, *op, n, val)?,
+        Pv::Xavp(x) => set_xavp(ctx, x, val),
         _ => return Err(PvSetError::ReadOnly),
     }
     Ok(())
+}
+
+/// `$xavp(n) = v` adds a new item; `$xavp(n=>k) = v` adds field `k` in front of the newest
+/// row (a new row when there is none), as Kamailio's pv_set_xavp; `$null` removes the item (or
+/// every field `k` of it).
+fn set_xavp(ctx: &mut RouteCtx, x: &spec::XavpName, val: Option<PvVal>) {
+    let st = ctx.xavps.entry(x.name.clone()).or_default();
+    match (&x.key, val) {
+        (None, Some(v)) => st.push(Xavp::Val(v)),
+        (None, None) => {
+            if let Some(k) = st.len().checked_sub(1 + x.idx) {
+                st.remove(k);
+            }
+        }
+        (Some(key), v) => {
+            let k = st.len().checked_sub(1 + x.idx);
+            match (k.and_then(|k| st.get_mut(k)), v) {
+                (Some(Xavp::Row(f)), Some(v)) => f.insert(0, (key.clone(), Some(v))),
+                (Some(Xavp::Row(f)), None) => f.retain(|(n, _)| n != key),
+                (Some(Xavp::Val(_)), _) | (None, None) => {}
+                (None, Some(v)) => st.push(Xavp::Row(vec![(key.clone(), Some(v))])),
+            }
+        }
+    }
+    if st.is_empty() {
+        ctx.xavps.remove(&x.name);
+    }
 }
 
 /// Rewrite the From/To value (display and URI), keeping its parameters (tags stay intact).

@@ -5,6 +5,7 @@ use std::sync::Arc as Rc;
 
 use crate::modules::htable::pv::{parse_name as sht_name, ShtName, ShtPv};
 use crate::modules::registrar::fetch::{parse_name as ulc_name, UlcName};
+pub use crate::modules::sqlops::result::DbrName;
 
 /// A parsed pseudo-variable.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,6 +83,58 @@ pub enum Pv {
     ShtIt(bool, String),
     /// `$ulc(profile=>attr)` (registrar reg_fetch_contacts) with the contact index.
     Ulc(Box<UlcName>, Option<usize>),
+    /// `$xavp(name[idx]=>key[kidx])`.
+    Xavp(Box<XavpName>),
+    /// `$dbr(res=>...)` (sqlops result containers).
+    Dbr(Box<DbrName>),
+}
+
+/// `$xavp(name[idx]=>key[kidx])`: item `idx` (0 = newest) of `name`, and optionally the
+/// `kidx`-th field `key` of that row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct XavpName {
+    /// xavp name.
+    pub name: String,
+    /// Item index (0 = newest).
+    pub idx: usize,
+    /// Field name of a row.
+    pub key: Option<String>,
+    /// Index among the fields called `key`.
+    pub kidx: usize,
+}
+
+/// `name` or `name[i]`.
+fn indexed(s: &str) -> Option<(String, usize)> {
+    let s = s.trim();
+    let (n, i) = match s.find('[') {
+        Some(b) if s.ends_with(']') => (&s[..b], s[b + 1..s.len() - 1].trim().parse().ok()?),
+        Some(_) => return None,
+        None => (s, 0),
+    };
+    let n = n.trim();
+    let ok = !n.is_empty()
+        && n.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
+    ok.then(|| (n.to_string(), i))
+}
+
+/// Parse the inside of `$xavp(...)`.
+pub fn parse_xavp_name(s: &str) -> Option<XavpName> {
+    let (n, k) = match s.split_once("=>") {
+        Some((n, k)) => (n, Some(indexed(k)?)),
+        None => (s, None),
+    };
+    let (name, idx) = indexed(n)?;
+    let (key, kidx) = match k {
+        Some((k, i)) => (Some(k), i),
+        None => (None, 0),
+    };
+    Some(XavpName {
+        name,
+        idx,
+        key,
+        kidx,
+    })
 }
 
 /// Why a name did not parse.
@@ -185,6 +238,18 @@ pub fn parse(name: &str) -> Result<Pv, PvNameError> {
         ("shtitkey", Some(a)) if !a.is_empty() => Pv::ShtIt(true, a),
         ("shtitval", Some(a)) if !a.is_empty() => Pv::ShtIt(false, a),
         ("ulc", Some(a)) => Pv::Ulc(Box::new(ulc_name(&a).ok_or_else(bad)?), idx),
+        ("xavp", Some(a)) => {
+            let mut x = parse_xavp_name(&a).ok_or_else(bad)?;
+            // $(xavp(n)[i]) is $xavp(n[i]).
+            if let Some(i) = idx {
+                if x.key.is_some() || x.idx != 0 {
+                    return Err(bad());
+                }
+                x.idx = i;
+            }
+            return Ok(Pv::Xavp(Box::new(x)));
+        }
+        ("dbr", Some(a)) => Pv::Dbr(Box::new(DbrName::parse(&a).ok_or_else(bad)?)),
         _ => return Err(bad()),
     };
     if idx.is_some() && !matches!(pv, Pv::Avp(..) | Pv::Ulc(..)) {
@@ -233,5 +298,19 @@ mod tests {
         assert!(parse("ru").is_err());
         assert!(parse("$nosuch").is_err());
         assert!(parse("$hdr(").is_err());
+        let x = |name: &str, idx, key: Option<&str>, kidx| {
+            Pv::Xavp(Box::new(XavpName {
+                name: name.into(),
+                idx,
+                key: key.map(String::from),
+                kidx,
+            }))
+        };
+        assert_eq!(parse("$xavp(r)").unwrap(), x("r", 0, None, 0));
+        assert_eq!(parse("$xavp(r[2]=>ip)").unwrap(), x("r", 2, Some("ip"), 0));
+        assert_eq!(parse("$xavp(r=>ip[1])").unwrap(), x("r", 0, Some("ip"), 1));
+        assert_eq!(parse("$(xavp(r)[3])").unwrap(), x("r", 3, None, 0));
+        assert!(parse("$xavp(=>ip)").is_err());
+        assert!(parse("$xavp(r=>)").is_err());
     }
 }

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use parking_lot::Mutex;
 
 use crate::modules::modparam::ModParams;
-use crate::modules::pv::{self, PvVal};
+use crate::modules::pv::{self, PvVal, Xavp};
 use crate::modules::xlog;
 use crate::script::ctx::RouteCtx;
 use crate::script::exports::{ex, Args, Export, Ty::*, Val};
@@ -168,14 +168,23 @@ fn avp_is_null(ctx: &mut RouteCtx, a: &Args) -> Val {
 
 // ---- $xavp (single level, per message; newest value last) -------------------------------------
 
+fn xavp_push(ctx: &mut RouteCtx, name: &str, v: PvVal) -> Val {
+    ctx.xavps
+        .entry(name.to_string())
+        .or_default()
+        .push(Xavp::Val(v));
+    Val::Int(1)
+}
 fn xavp_seti(ctx: &mut RouteCtx, a: &Args) -> Val {
-    push(&mut ctx.xavps, a.str(0), PvVal::Int(a.int(1)))
+    xavp_push(ctx, a.str(0), PvVal::Int(a.int(1)))
 }
 fn xavp_sets(ctx: &mut RouteCtx, a: &Args) -> Val {
-    push(&mut ctx.xavps, a.str(0), PvVal::Str(a.str(1).to_string()))
+    xavp_push(ctx, a.str(0), PvVal::Str(a.str(1).to_string()))
 }
 fn xavp_newest(ctx: &RouteCtx, name: &str) -> Option<PvVal> {
-    ctx.xavps.get(name).and_then(|st| st.last()).cloned()
+    pv::xavp_item(&ctx.xavps, name, 0)
+        .and_then(Xavp::value)
+        .cloned()
 }
 fn xavp_get(ctx: &mut RouteCtx, a: &Args) -> Val {
     xval(xavp_newest(ctx, a.str(0)), null_none())
@@ -230,7 +239,7 @@ fn set_special(ctx: &mut RouteCtx, dst: &str, v: &str) -> Option<bool> {
         ctx.xavps
             .entry(n)
             .or_default()
-            .push(PvVal::Str(v.to_string()));
+            .push(Xavp::Val(PvVal::Str(v.to_string())));
         return Some(true);
     }
     None

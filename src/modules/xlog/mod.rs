@@ -134,10 +134,10 @@ fn parse_name(name: &str) -> Item {
         return Item::Shv(n.to_string());
     }
     if name.starts_with("$xavp(") || name.starts_with("$(xavp(") {
-        return match parse_xavp(name) {
-            Some((n, i)) => Item::Xavp(n, i),
-            None => Item::Unknown(name.to_string()),
-        };
+        // Rows (`$xavp(r=>field)`) are read by the pv module below.
+        if let Some((n, i)) = parse_xavp(name) {
+            return Item::Xavp(n, i);
+        }
     }
     match pv::spec::parse(name) {
         Ok(p) => Item::Pv(p),
@@ -198,9 +198,8 @@ pub fn expand(ctx: &RouteCtx, f: &Format) -> String {
             Item::Shv(n) => push_val(&mut out, ctx.core.shv.get(n)),
             Item::Xavp(n, i) => push_val(
                 &mut out,
-                ctx.xavps
-                    .get(n)
-                    .and_then(|st| st.len().checked_sub(1 + i).and_then(|k| st.get(k)))
+                pv::xavp_item(&ctx.xavps, n, *i)
+                    .and_then(pv::Xavp::value)
                     .cloned(),
             ),
             Item::Unknown(_) => out.push_str(NULL_TEXT),
@@ -473,10 +472,11 @@ mod tests {
                 Item::Xavp("d".into(), 1),
             ]
         );
-        assert_eq!(
-            parse("$xavp(r=>k)").unwrap().items,
-            vec![Item::Unknown("$xavp(r=>k)".into())]
-        );
+        // rows (sql_xquery) are read by the pv module
+        assert!(matches!(
+            &parse("$xavp(r=>k)").unwrap().items[..],
+            [Item::Pv(Pv::Xavp(x))] if x.name == "r" && x.key.as_deref() == Some("k")
+        ));
         // nested parentheses inside the name stay in the name
         assert_eq!(
             parse("$hdr(X(1))z").unwrap().items,
