@@ -338,6 +338,7 @@ impl Config {
             modparam::validate(&raw.modparam).map_err(|(key, msg)| verr(&key, msg))?;
         crate::modules::htable::validate(&modparams).map_err(|(key, msg)| verr(&key, msg))?;
         crate::modules::nathelper::validate(&modparams).map_err(|(key, msg)| verr(&key, msg))?;
+        crate::modules::pike::validate(&modparams).map_err(|(key, msg)| verr(&key, msg))?;
         crate::modules::usrloc::validate(&modparams, db.url.is_some())
             .map_err(|(key, msg)| verr(&key, msg))?;
         let sqlcon = crate::modules::sqlops::validate(&modparams, base)

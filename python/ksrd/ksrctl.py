@@ -159,6 +159,12 @@ def _generic(res: Any, indent: str = "") -> str:
     return f"{indent}{res}"
 
 
+def _pike_top(res: Any) -> str:
+    rows = [[e.get("ip_addr"), e.get("status"), e.get("leaf_hits_prev"), e.get("leaf_hits_curr"), e.get("expires")]
+            for e in (res or {}).get("list", [])]
+    return f"max_hits {res.get('max_hits')}\n" + _table(rows, ["IP", "STATUS", "HITS_PREV", "HITS_CURR", "EXPIRES"])
+
+
 # ---- commands ---------------------------------------------------------------------------------
 
 # (group, name): (RPC method, positional argument names, human formatter, help)
@@ -180,6 +186,8 @@ COMMANDS: dict[tuple[str, str], tuple[str, list[str], Any, str]] = {
     ("", "stats"): ("stats.get_statistics", [], None, "every statistic"),
     ("", "version"): ("core.version", [], None, "ksrd's version"),
     ("tm", "stats"): ("tm.stats", [], None, "transaction statistics"),
+    ("pike", "top"): ("pike.top", ["filter?"], _pike_top, "addresses pike watches: HOT (default), WARM or ALL"),
+    ("nathelper", "enable_ping"): ("nathelper.enable_ping", ["on"], None, "NAT keepalives on (1) or off (0)"),
 }
 
 
@@ -203,7 +211,10 @@ def _parser() -> argparse.ArgumentParser:
                 groups[group] = g.add_subparsers(dest="cmd", required=True, metavar="SUBCOMMAND")
             sp = groups[group].add_parser(name, help=f"{doc} ({method})")
         for a in args:
-            sp.add_argument(a)
+            if a.endswith("?"):
+                sp.add_argument(a[:-1], nargs="?")
+            else:
+                sp.add_argument(a)
         if group == "ul" and name in ("show", "rm"):
             sp.add_argument("--table", default="location", help="usrloc table (default location)")
     r = sub.add_parser("rpc", help="call any RPC method: ksrctl rpc METHOD [ARGS...]")
@@ -221,7 +232,12 @@ def main(argv: list[str] | None = None) -> int:
         cmd = getattr(ns, "cmd", None)
         key = (ns.group, cmd) if cmd else ("", ns.group)
         method, args, fmt, _doc = COMMANDS[key]
-        params = [_arg(getattr(ns, a)) if a == "value" and key[1] == "seti" else getattr(ns, a) for a in args]
+        typed = {("htable", "seti"): "value", ("nathelper", "enable_ping"): "on"}.get(key)
+        params = []
+        for a in args:
+            v = getattr(ns, a.rstrip("?"))
+            if v is not None:
+                params.append(_arg(v) if a == typed else v)
         if key[0] == "ul" and key[1] in ("show", "rm"):
             params = [ns.table] + params
     try:

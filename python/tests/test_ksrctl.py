@@ -95,3 +95,18 @@ def test_errors_and_help(server):
     help_ = ksrctl("--help")
     for m in ("htable.dump", "ul.lookup", "app_python.reload", "stats.get_statistics"):
         assert m in help_.stdout
+
+
+def test_pike_top(server):
+    url, _ = server
+    r = ksrctl("--url", url, "pike", "top")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("max_hits 30"), r.stdout
+    assert "IP" in r.stdout and "STATUS" in r.stdout
+    r = ksrctl("--url", url, "--json", "pike", "top", "ALL")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["number_of_rows"] >= 0
+    r = ksrctl("--url", url, "pike", "top", "COLD")
+    assert r.returncode == 1 and "Select: ALL, HOT or WARM" in r.stderr
+    r = ksrctl("--url", url, "nathelper", "enable_ping", "0")
+    assert r.returncode == 0, r.stderr

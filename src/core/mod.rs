@@ -47,6 +47,8 @@ pub struct Core {
     pub ul: std::sync::Arc<crate::modules::usrloc::Usrloc>,
     /// Digest authentication state (nonce secret, settings).
     pub auth: crate::modules::auth::AuthState,
+    /// pike's flood detection tree.
+    pub pike: crate::modules::pike::Pike,
     /// nathelper settings and NAT keepalives.
     pub nathelper: std::sync::Arc<crate::modules::nathelper::NatHelper>,
     /// sqlops named connections (`modparam.sqlops.sqlcon`), opened at start-up.
@@ -74,6 +76,7 @@ impl Core {
                 &cfg.modparams,
             )),
             ul: Default::default(),
+            pike: crate::modules::pike::Pike::from_modparams(&cfg.modparams),
             nathelper: std::sync::Arc::new(crate::modules::nathelper::NatHelper::from_modparams(
                 &cfg.modparams,
             )),

@@ -9,6 +9,7 @@ pub mod kx;
 pub mod maxfwd;
 pub mod modparam;
 pub mod nathelper;
+pub mod pike;
 pub mod pv;
 pub mod pvx;
 pub mod registrar;
@@ -43,6 +44,7 @@ pub static EXPORT_TABLES: &[&[Export]] = &[
     crate::rr::EXPORTS,
     htable::EXPORTS,
     nathelper::EXPORTS,
+    pike::EXPORTS,
     sqlops::EXPORTS,
 ];
 
@@ -99,6 +101,7 @@ pub static MODULE_PARAMS: &[ModuleParams] = &[
     crate::rr::PARAMS,
     htable::PARAMS,
     nathelper::PARAMS,
+    pike::PARAMS,
     sqlops::PARAMS,
     ModuleParams {
         module: "tm",
