@@ -12,6 +12,13 @@
   attacking address is banned before it can lock the real user out. Unknown users are counted
   the same way, so the answers never tell which users exist.
 
+- pike watches the request rate of every source; a flooding source is banned like a scanner,
+  so one address cannot take the server away from everybody else.
+- Optional, switched on by [define] entries: BLACKLIST_DB names an sqlops connection holding
+  the honeypot's `baddies` table (routes/honeypot.py): listed sources are dropped.
+  BLOCKED_COUNTRIES ("CN,KP") drops sources that GeoIP2 places in those countries
+  ([modparam.geoip2] path).
+
     [modparam.htable]
     htable = ["ipban=>size=8;autoexpire=300;initval=0", "wrongpass=>size=8;autoexpire=900;initval=0"]
 """
@@ -29,15 +36,28 @@ def mod_init():
 
 
 class kamailio:
+    def __init__(self):
+        self.blacklist = KSR.kx.get_def("BLACKLIST_DB")
+        countries = KSR.kx.get_def("BLOCKED_COUNTRIES") or ""
+        self.blocked_countries = {c.strip().upper() for c in countries.split(",") if c.strip()}
+
     def ksr_request_route(self, msg):
         si = KSR.pv.get("$si")
         if KSR.htable.sht_get("ipban", si) > MAX_FAILURES:
+            KSR.set_drop()
+            return 1
+        if KSR.pike.pike_check_req() < 0:
+            KSR.htable.sht_seti("ipban", si, BANNED)
+            KSR.xlog.xalert("ALERT: pike blocking $rm from $fu (IP:$si:$sp) - banned\n")
             KSR.set_drop()
             return 1
         ua = (KSR.pv.get("$ua") or "").lower()
         if any(s in ua for s in SCANNERS):
             KSR.htable.sht_seti("ipban", si, BANNED)
             KSR.xlog.xalert("Attack attempt! IP:$si:$sp UA:$ua - dropped and banned\n")
+            KSR.set_drop()
+            return 1
+        if self.blacklisted(si) or self.from_blocked_country(si):
             KSR.set_drop()
             return 1
         if KSR.maxfwd.process_maxfwd(10) < 0:
@@ -60,6 +80,26 @@ class kamailio:
             return 1
         KSR.tm.t_relay()
         return 1
+
+    def blacklisted(self, si):
+        if not self.blacklist or KSR.siputils.has_totag() > 0:
+            return False
+        # A bound parameter, never pasted into the SQL: $si is safe, but keep the habit.
+        rc = KSR.sqlops.sql_query_params(self.blacklist, "SELECT 1 FROM baddies WHERE ip = ?", [si], "bl")
+        listed = rc >= 0 and KSR.sqlops.sql_num_rows("bl") > 0
+        KSR.sqlops.sql_result_free("bl")
+        if listed:
+            KSR.notice("blacklisted source %s dropped\n" % si)
+        return listed
+
+    def from_blocked_country(self, si):
+        if not self.blocked_countries or KSR.geoip2.match(si, "src") < 0:
+            return False
+        cc = KSR.pv.get("$gip2(src=>cc)")
+        if cc in self.blocked_countries:
+            KSR.notice("source %s from blocked country %s dropped\n" % (si, cc))
+            return True
+        return False
 
     def authenticated(self):
         si = KSR.pv.get("$si")

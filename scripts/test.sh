@@ -11,7 +11,8 @@ section "install + release build (scripts/install.sh)"
 # postgresql: the server binaries (initdb, postgres, pg_ctl) for the throwaway test clusters
 # sipvicious: svcrack, a real brute-force tool, against routes/security.py (tests/routes_security.rs)
 # iproute2 + nftables: the NAT lab of tests/nat_netns.rs (network namespaces, MASQUERADE)
-scripts/install.sh postgresql sipvicious iproute2 nftables
+# sipsak: the flood of tests/flood.rs
+scripts/install.sh postgresql sipvicious iproute2 nftables sipsak
 if ! command -v cargo >/dev/null; then export PATH="$HOME/.cargo/bin:$PATH"; fi
 
 section "Kamailio's SQL schema files (tests/db.rs compares ksrd's schema with them)"
