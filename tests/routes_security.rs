@@ -276,3 +276,36 @@ fn svwar_finds_no_extension_and_svmap_no_server() {
     // And the scanning address is banned.
     assert!(options_from(&k, "127.0.0.1").is_none());
 }
+
+/// BLACKLIST_DB: sources the honeypot recorded (the `baddies` table) get nothing.
+#[test]
+fn sources_in_the_honeypot_table_are_dropped() {
+    let dir = TempDir::new("security-bl");
+    let db = dir.path().join("honeypot.db");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute_batch(&std::fs::read_to_string(repo_path("routes/sql/baddies.sql")).unwrap())
+        .unwrap();
+    conn.execute(
+        "INSERT INTO baddies (ip, hits, last_seen, ua) VALUES ('127.0.0.4', 17, 0, 'sipvicious')",
+        [],
+    )
+    .unwrap();
+    let k = Ksrd::start_with_route_file(
+        "routes/security.py",
+        &format!(
+            "[define]\nBLACKLIST_DB = \"honeypot\"\n[modparam.sqlops]\nsqlcon = \"honeypot=>sqlite://{}\"\n\
+             [modparam.htable]\nhtable = [\"ipban=>size=8;autoexpire=300;initval=0\", \"wrongpass=>size=8;autoexpire=900;initval=0\"]\n",
+            db.display()
+        ),
+    );
+    assert!(
+        options_from(&k, "127.0.0.4").is_none(),
+        "a listed source was answered"
+    );
+    assert!(
+        k.log().contains("blacklisted source 127.0.0.4 dropped"),
+        "{}",
+        k.log_tail(10)
+    );
+    assert_eq!(options_from(&k, "127.0.0.2").expect("answered").code, 200);
+}
