@@ -42,12 +42,9 @@ def mod_init():
 
 
 def geo(ip):
-    """(country code, city) of ip, or empty strings without geoip2 or a match."""
-    try:
-        if KSR.geoip2.match(ip, "src") > 0:
-            return KSR.pv.gete("$gip2(src=>cc)"), KSR.pv.gete("$gip2(src=>city)")
-    except (AttributeError, NotImplementedError):
-        pass  # this ksrd has no geoip2 module yet
+    """(country code, city) of ip; empty strings without a GeoIP2 database or a match."""
+    if KSR.geoip2.match(ip, "src") > 0:
+        return KSR.pv.gete("$gip2(src=>cc)"), KSR.pv.gete("$gip2(src=>city)")
     return "", ""
 
 

@@ -339,6 +339,7 @@ impl Config {
         crate::modules::htable::validate(&modparams).map_err(|(key, msg)| verr(&key, msg))?;
         crate::modules::nathelper::validate(&modparams).map_err(|(key, msg)| verr(&key, msg))?;
         crate::modules::pike::validate(&modparams).map_err(|(key, msg)| verr(&key, msg))?;
+        crate::modules::geoip2::validate(&modparams).map_err(|(key, msg)| verr(&key, msg))?;
         crate::modules::usrloc::validate(&modparams, db.url.is_some())
             .map_err(|(key, msg)| verr(&key, msg))?;
         let sqlcon = crate::modules::sqlops::validate(&modparams, base)

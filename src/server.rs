@@ -249,6 +249,7 @@ pub fn run(cfg: Config) -> Result<(), StartError> {
     crate::modules::nathelper::register_rpc(&mut reg, core.clone());
     crate::modules::nathelper::natping::Pinger::start(&core);
     crate::modules::pike::register_rpc(&mut reg, core.clone());
+    crate::modules::geoip2::register_rpc(&mut reg, core.clone());
     crate::modules::pike::Pike::start(&core);
     script_rpc::register(&mut reg, reloader);
     let reg = Arc::new(reg);

@@ -47,6 +47,8 @@ pub struct Core {
     pub ul: std::sync::Arc<crate::modules::usrloc::Usrloc>,
     /// Digest authentication state (nonce secret, settings).
     pub auth: crate::modules::auth::AuthState,
+    /// The GeoIP2 database (`modparam.geoip2.path`).
+    pub geoip2: crate::modules::geoip2::Geoip2,
     /// pike's flood detection tree.
     pub pike: crate::modules::pike::Pike,
     /// nathelper settings and NAT keepalives.
@@ -77,6 +79,7 @@ impl Core {
             )),
             ul: Default::default(),
             pike: crate::modules::pike::Pike::from_modparams(&cfg.modparams),
+            geoip2: crate::modules::geoip2::Geoip2::from_modparams(&cfg.modparams),
             nathelper: std::sync::Arc::new(crate::modules::nathelper::NatHelper::from_modparams(
                 &cfg.modparams,
             )),

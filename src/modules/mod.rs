@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod auth_db;
 pub mod corex;
+pub mod geoip2;
 pub mod hdr;
 pub mod htable;
 pub mod kx;
@@ -45,6 +46,7 @@ pub static EXPORT_TABLES: &[&[Export]] = &[
     htable::EXPORTS,
     nathelper::EXPORTS,
     pike::EXPORTS,
+    geoip2::EXPORTS,
     sqlops::EXPORTS,
 ];
 
@@ -102,6 +104,7 @@ pub static MODULE_PARAMS: &[ModuleParams] = &[
     htable::PARAMS,
     nathelper::PARAMS,
     pike::PARAMS,
+    geoip2::PARAMS,
     sqlops::PARAMS,
     ModuleParams {
         module: "tm",

@@ -15,6 +15,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 pub mod digest;
+pub mod mmdb;
 pub mod netns;
 pub mod pg;
 pub mod sipp;

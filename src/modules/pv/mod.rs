@@ -162,6 +162,7 @@ pub fn get(ctx: &RouteCtx, pv: &Pv) -> Option<PvVal> {
             };
         }
         Pv::Dbr(n) => return crate::modules::sqlops::result::dbr_get(ctx, n),
+        Pv::Gip2(n) => return crate::modules::geoip2::get(n),
         _ => {}
     }
     let m = ctx.msg.as_ref()?;

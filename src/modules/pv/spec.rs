@@ -87,6 +87,8 @@ pub enum Pv {
     Xavp(Box<XavpName>),
     /// `$dbr(res=>...)` (sqlops result containers).
     Dbr(Box<DbrName>),
+    /// `$gip2(container=>key)` (geoip2 match results).
+    Gip2(Box<crate::modules::geoip2::Gip2Name>),
 }
 
 /// `$xavp(name[idx]=>key[kidx])`: item `idx` (0 = newest) of `name`, and optionally the
@@ -250,6 +252,9 @@ pub fn parse(name: &str) -> Result<Pv, PvNameError> {
             return Ok(Pv::Xavp(Box::new(x)));
         }
         ("dbr", Some(a)) => Pv::Dbr(Box::new(DbrName::parse(&a).ok_or_else(bad)?)),
+        ("gip2", Some(a)) => Pv::Gip2(Box::new(
+            crate::modules::geoip2::Gip2Name::parse(&a).ok_or_else(bad)?,
+        )),
         _ => return Err(bad()),
     };
     if idx.is_some() && !matches!(pv, Pv::Avp(..) | Pv::Ulc(..)) {
