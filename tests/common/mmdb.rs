@@ -156,6 +156,7 @@ pub fn build(networks: &[(&str, u8, V)]) -> Vec<u8> {
 }
 
 /// A GeoIP2-City record.
+#[allow(clippy::too_many_arguments)]
 pub fn city(
     cc: &str,
     continent: &str,
