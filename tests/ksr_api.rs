@@ -1197,6 +1197,18 @@ fn sanity_checks_each_bit_with_kamailio_codes_and_reasons() {
             400,
             "Auth Empty User",
         ),
+        (
+            // SANITY_CHECK_AUTHORIZATION (sanity.c check_authorization).
+            8192,
+            Box::new(|r: Req| {
+                r.add(
+                    "Proxy-Authorization",
+                    "Digest username=\"u\", realm=\"r\", nonce=\"\", uri=\"sip:x\", response=\"a\"",
+                )
+            }),
+            400,
+            "Auth Empty Nonce",
+        ),
     ];
     for (bit, mk, code, reason) in cases {
         let c = k.udp();
