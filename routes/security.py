@@ -38,7 +38,7 @@ def mod_init():
 class kamailio:
     def __init__(self):
         self.blacklist = KSR.kx.get_def("BLACKLIST_DB")
-        countries = KSR.kx.get_def("BLOCKED_COUNTRIES") or ""
+        countries = str(KSR.kx.get_def("BLOCKED_COUNTRIES") or "")
         self.blocked_countries = {c.strip().upper() for c in countries.split(",") if c.strip()}
 
     def ksr_request_route(self, msg):
