@@ -559,16 +559,6 @@ fn config_errors_name_the_nathelper_key() {
         ),
         ("[modparam.nathelper]\nno_such_param = 1\n", "no_such_param"),
     ] {
-        let dir = TempDir::new("nh-cfg");
-        let cfg = dir.path().join("ksrd.toml");
-        std::fs::write(&cfg, format!("listen = [\"udp:127.0.0.1:0\"]\n{toml}")).unwrap();
-        let out = ksrd_check(&cfg);
-        let err = String::from_utf8_lossy(&out.stderr).to_string()
-            + &String::from_utf8_lossy(&out.stdout);
-        assert!(!out.status.success(), "{toml} accepted");
-        assert!(
-            err.contains(key) && err.contains("ksrd.toml"),
-            "{toml}: {err}"
-        );
+        assert_config_error(toml, key);
     }
 }

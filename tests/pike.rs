@@ -114,20 +114,6 @@ fn bad_pike_values_are_config_errors() {
         ),
         ("nonsense = 1", "nonsense"),
     ] {
-        let dir = TempDir::new("pike-cfg");
-        let cfg = dir.path().join("ksrd.toml");
-        std::fs::write(
-            &cfg,
-            format!("listen = [\"udp:127.0.0.1:0\"]\n[modparam.pike]\n{toml}\n"),
-        )
-        .unwrap();
-        let out = ksrd_check(&cfg);
-        let err = String::from_utf8_lossy(&out.stderr).to_string()
-            + &String::from_utf8_lossy(&out.stdout);
-        assert!(!out.status.success(), "{toml} accepted");
-        assert!(
-            err.contains(key) && err.contains("ksrd.toml"),
-            "{toml}: {err}"
-        );
+        assert_config_error(&format!("[modparam.pike]\n{toml}"), key);
     }
 }

@@ -183,6 +183,22 @@ pub fn ksrd_check(config: &Path) -> Output {
 
 /// `ksrd db init` on `db_url` (PostgreSQL schemas are made this way; SQLite files get theirs at
 /// first start).
+/// `ksrd --check` on a ksrd.toml of `body` (after a listen line) must fail naming `key` and
+/// the file.
+pub fn assert_config_error(body: &str, key: &str) {
+    let dir = TempDir::new("cfg-err");
+    let cfg = dir.path().join("ksrd.toml");
+    fs::write(&cfg, format!("listen = [\"udp:127.0.0.1:0\"]\n{body}\n")).unwrap();
+    let out = ksrd_check(&cfg);
+    let err =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "accepted:\n{body}");
+    assert!(
+        err.contains(key) && err.contains("ksrd.toml"),
+        "{body}: {err}"
+    );
+}
+
 pub fn db_init(db_url: &str) {
     let dir = TempDir::new("dbinit");
     let cfg = dir.path().join("init.toml");
