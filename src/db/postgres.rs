@@ -488,22 +488,9 @@ impl<'a> tokio_postgres::types::FromSql<'a> for AnyValue {
 /// A wall-clock time without zone (seconds as if UTC) read as local time, as Kamailio's
 /// db_postgres reads `timestamp` columns.
 fn naive_local(as_utc: i64) -> i64 {
-    let tt = as_utc as libc::time_t;
-    // SAFETY: gmtime_r only writes into the zeroed tm we own.
-    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    if unsafe { libc::gmtime_r(&tt, &mut tm).is_null() } {
-        return as_utc;
-    }
-    let text = format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
-        tm.tm_year + 1900,
-        tm.tm_mon + 1,
-        tm.tm_mday,
-        tm.tm_hour,
-        tm.tm_min,
-        tm.tm_sec
-    );
-    time::from_local_string(&text).unwrap_or(as_utc)
+    time::to_utc_string(as_utc)
+        .and_then(|text| time::from_local_string(&text))
+        .unwrap_or(as_utc)
 }
 
 /// The decimal text of a binary NUMERIC (base-10000 digits, weight, sign, display scale).

@@ -23,14 +23,29 @@ pub fn from_julian(jd: f64) -> i64 {
 
 /// Unix time to `YYYY-MM-DD HH:MM:SS` in local time.
 pub fn to_local_string(t: i64) -> String {
+    broken_down(t, false).unwrap_or_else(|| "1970-01-01 00:00:00".into())
+}
+
+/// `YYYY-MM-DD HH:MM:SS` of Unix time `t` in UTC (None if the C library cannot convert it).
+pub fn to_utc_string(t: i64) -> Option<String> {
+    broken_down(t, true)
+}
+
+fn broken_down(t: i64, utc: bool) -> Option<String> {
     let tt = t as libc::time_t;
-    // SAFETY: localtime_r only writes into the zeroed tm we own.
+    // SAFETY: gmtime_r/localtime_r only write into the zeroed tm we own.
     let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    let ok = unsafe { !libc::localtime_r(&tt, &mut tm).is_null() };
+    let ok = unsafe {
+        if utc {
+            !libc::gmtime_r(&tt, &mut tm).is_null()
+        } else {
+            !libc::localtime_r(&tt, &mut tm).is_null()
+        }
+    };
     if !ok {
-        return "1970-01-01 00:00:00".into();
+        return None;
     }
-    format!(
+    Some(format!(
         "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
         tm.tm_year + 1900,
         tm.tm_mon + 1,
@@ -38,7 +53,7 @@ pub fn to_local_string(t: i64) -> String {
         tm.tm_hour,
         tm.tm_min,
         tm.tm_sec
-    )
+    ))
 }
 
 /// `YYYY-MM-DD HH:MM:SS` (fractional seconds ignored) in local time to Unix time.
